@@ -1,0 +1,36 @@
+# EfficientBioAI — `make demo` and `make test` work on a fresh machine (Python 3.10+).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TORCH  := torch==2.13.0
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test test-all bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"          # CPU wheel first: a later range never pulls CUDA
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python efficientbioai/compress.py --config configs/monai_unet_denoise3d.yaml --exp_path out/demo_den3d --overwrite
+	$(BIN)/python efficientbioai/inference.py --config out/demo_den3d/deploy.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -m ""
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_denoise.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check efficientbioai tests bench tutorial
+
+clean:
+	rm -rf out .pytest_cache

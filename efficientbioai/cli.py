@@ -1,0 +1,123 @@
+"""The ``efficientbioai`` console script: ``compress``, ``infer``, ``train-denoiser``, ``bench``.
+
+``python efficientbioai/compress.py`` and ``python efficientbioai/inference.py`` call the same
+functions. Errors a user can fix print as one line (no traceback) and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from efficientbioai.errors import EfficientBioAIError
+
+log = logging.getLogger("efficientbioai")
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(show_path=False, rich_tracebacks=False, markup=False)],
+        force=True,
+    )
+    for noisy in ("nncf", "codecarbon", "openvino", "onnxruntime", "root"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    if not verbose:  # ORT's quantizer logs through the root logger
+        logging.getLogger().setLevel(logging.WARNING)
+        logging.getLogger("efficientbioai").setLevel(logging.INFO)
+
+
+def print_report(report: dict) -> None:
+    """The comparison table, readable in a terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from efficientbioai.report import notes, summary_rows
+
+    header, rows = summary_rows(report)
+    table = Table(title=f"EfficientBioAI — {report['task']} ({report['experiment']})")
+    for i, h in enumerate(header):
+        table.add_column(h, justify="left" if i == 0 else "right", no_wrap=i == 0)
+    for row in rows:
+        table.add_row(*row, style="bold" if row[0] == report["deployed"] else None)
+    console = Console(width=max(120, Console().width))
+    console.print(table)
+    for line in notes(report):
+        console.print(f"  {line}", style="dim", highlight=False)
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    from efficientbioai.compression.pipeline import compress
+
+    deploy = compress(args.config, args.exp_path, overwrite=args.overwrite)
+    print(f"compressed model written to {deploy.parent}\nnext: python efficientbioai/inference.py --config {deploy}")
+    return 0
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    from efficientbioai.run import run_inference
+
+    variants = args.variants.split(",") if args.variants else None
+    report = run_inference(args.config, variants=variants, output_dir=args.output_dir)
+    print_report(report)
+    print(f"report: {Path(report['experiment']) / 'report.md'}")
+    return 0
+
+
+def cmd_train_denoiser(args: argparse.Namespace) -> int:
+    from efficientbioai.training.denoiser import train_denoiser
+
+    out = train_denoiser(args.config, steps=args.steps, lr=args.lr, seed=args.seed)
+    print(f"checkpoint written to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="efficientbioai", description=__doc__.splitlines()[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("compress", parents=[common], help="export, quantize and build engine artefacts from a config")
+    c.add_argument("--config", required=True, help="YAML config (see configs/)")
+    c.add_argument("--exp_path", "--exp-path", required=True, help="folder to write the experiment into")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing --exp_path")
+    c.set_defaults(func=cmd_compress)
+
+    i = sub.add_parser("infer", parents=[common], help="run a compressed experiment and report the comparison")
+    i.add_argument("--config", required=True, help="deploy.yaml written by compress")
+    i.add_argument("--variants", help="comma-separated subset, e.g. torch:fp32,openvino:int8")
+    i.add_argument("--output_dir", "--output-dir", help="where predictions go (default <exp>/predictions)")
+    i.set_defaults(func=cmd_infer)
+
+    t = sub.add_parser("train-denoiser", parents=[common], help="train a bundled MONAI denoiser on synthetic images")
+    t.add_argument("--config", required=True)
+    t.add_argument("--steps", type=int, default=1500)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=cmd_train_denoiser)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except EfficientBioAIError as exc:
+        if args.verbose:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: nothing half-written was kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,10 @@
+"""``python efficientbioai/compress.py --config ...``: same as ``efficientbioai compress``."""
+
+import sys
+from pathlib import Path
+
+if __name__ == "__main__":
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # the repository, not this folder
+    from efficientbioai.cli import main
+
+    sys.exit(main(["compress", *sys.argv[1:]]))

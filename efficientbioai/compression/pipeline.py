@@ -1,0 +1,191 @@
+"""compress: config → fp32 model → ONNX (verified) → int8 / IR artefacts → deploy.yaml + manifest.
+
+Everything is written into a hidden staging folder beside ``exp_path`` and moved into place
+only when every step has succeeded, so an interrupted or failed run never leaves a folder that
+looks like a finished experiment.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from efficientbioai.compression.convert import onnx_to_openvino
+from efficientbioai.compression.export import export_onnx, verify_onnx
+from efficientbioai.config import Config, load_config
+from efficientbioai.errors import BackendUnavailableError, ConfigError, InputError
+from efficientbioai.manifest import (
+    artefact_files,
+    artefact_size,
+    flop_count,
+    library_versions,
+    machine,
+    parameter_count,
+    sha256,
+    write_json,
+)
+from efficientbioai.parsers.base import BaseParser
+from efficientbioai.registry import PARSERS, QUANTIZERS
+
+log = logging.getLogger(__name__)
+
+
+def create_parser(config: Config) -> BaseParser:
+    """The parser named in ``model.parser``, checked to be a :class:`BaseParser`."""
+    cls = PARSERS.get(config.model.parser)
+    if not (isinstance(cls, type) and issubclass(cls, BaseParser)):
+        raise ConfigError(f"model.parser {config.model.parser!r} is not a BaseParser subclass")
+    return cls(config)
+
+
+class _Steps:
+    """Records each step's duration for the manifest."""
+
+    def __init__(self) -> None:
+        self.done: list[dict] = []
+
+    @contextmanager
+    def step(self, name: str, **info):
+        log.info("step: %s", name)
+        start = time.perf_counter()
+        yield info
+        self.done.append({"step": name, "seconds": round(time.perf_counter() - start, 2), **info})
+
+
+def _staging_dir(exp_path: Path, overwrite: bool) -> Path:
+    if exp_path.exists() and not overwrite:
+        raise InputError(f"{exp_path} exists; choose another --exp_path or pass --overwrite")
+    staging = exp_path.parent / f".{exp_path.name}.partial"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def _publish(staging: Path, exp_path: Path) -> None:
+    """Move the finished staging folder to ``exp_path`` (replacing an old one last)."""
+    old = exp_path.parent / f".{exp_path.name}.old"
+    if exp_path.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        exp_path.rename(old)
+    staging.rename(exp_path)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def _build_variant(variant: str, config: Config, work: Path, onnx_path: Path, calib: list[np.ndarray]) -> Path:
+    engine, _, precision = variant.partition(":")
+    if engine == "torch":
+        return work / "model_fp32.pt"
+    if engine == "onnxruntime" and precision == "fp32":
+        return onnx_path
+    if engine == "openvino" and precision in ("fp32", "bf16"):
+        ir = work / "openvino" / "model_fp32.xml"
+        return ir if ir.exists() else onnx_to_openvino(onnx_path, work)
+    if engine == "tensorrt":
+        raise BackendUnavailableError(
+            f"{variant}: TensorRT engines are not built by this version; use openvino:int8 or "
+            "onnxruntime:int8 on the CPU"
+        )
+    quant = config.quantize
+    settings = {"onnxruntime": quant.onnxruntime, "openvino": quant.openvino}[engine]
+    quantizer = QUANTIZERS.get(engine)(settings, config.quantize.keep_float)
+    return quantizer.apply(onnx_path, calib, work)
+
+
+def compress(config_path: str | Path, exp_path: str | Path, overwrite: bool = False) -> Path:
+    """Run the compression pipeline; returns the path of the written ``deploy.yaml``."""
+    config_path, exp_path = Path(config_path), Path(exp_path).resolve()
+    config = load_config(config_path)
+    parser = create_parser(config)
+    if config.prune.enabled:
+        raise ConfigError(
+            f"{config_path}: prune.enabled is true, but structured pruning is not available in "
+            "this version; set it to false"
+        )
+    steps = _Steps()
+    with steps.step("load model"):
+        model = parser.load_model()
+    example = parser.example_input()
+    staging = _staging_dir(exp_path, overwrite)
+    try:
+        _run(config, parser, model, example, staging, steps, config_path, exp_path)
+        _publish(staging, exp_path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("compressed %s into %s", config_path, exp_path)
+    return exp_path / "deploy.yaml"
+
+
+def _run(config, parser, model, example, work: Path, steps: _Steps, config_path: Path, exp_path: Path) -> None:
+    torch.save(model.state_dict(), work / "model_fp32.pt")
+    with steps.step("calibration data", source=config.data.calibration.source) as info:
+        calib = [x for x in tqdm(parser.calibration_inputs(), desc="calibration inputs", leave=False,
+                                 total=config.data.calibration.num_samples)]
+        info["num_samples"] = len(calib)
+    if not calib:
+        raise InputError("no calibration inputs: check data.calibration")
+    with steps.step("export onnx", opset=config.export.opset, exporter=config.export.exporter) as info:
+        onnx_path = export_onnx(
+            model, example, work / "model.onnx", parser.input_names, parser.output_names,
+            parser.dynamic_axes(), config.export.opset, config.export.exporter,
+        )
+        checks = [torch.from_numpy(x) for x in calib[:2]]
+        if config.export.dynamic_batch and len(checks) == 2:
+            checks.append(torch.cat(checks))
+        info["max_relative_error"] = verify_onnx(model, onnx_path, checks, config.export.verify_tolerance)
+    artefacts: dict[str, Path] = {}
+    for variant in config.variants():
+        with steps.step(f"build {variant}"):
+            artefacts[variant] = _build_variant(variant, config, work, onnx_path, calib)
+    deploy = config.model_copy(deep=True)
+    deploy.model.checkpoint = Path("model_fp32.pt")
+    deploy.artefacts = {v: str(p.relative_to(work)) for v, p in artefacts.items()}
+    (work / "deploy.yaml").write_text(
+        "# Written by efficientbioai compress; run it with\n"
+        f"#   python efficientbioai/inference.py --config {exp_path / 'deploy.yaml'}\n"
+        + yaml.safe_dump(_deploy_dict(deploy), sort_keys=False)
+    )
+    files = {str(f.relative_to(work)): sha256(f) for p in set(artefacts.values()) for f in artefact_files(p)}
+    manifest = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": str(config_path.resolve()),
+        "parser": config.model.parser,
+        "steps": steps.done,
+        "variants": {
+            v: {"artefact": str(p.relative_to(work)), "bytes": artefact_size(p)} for v, p in artefacts.items()
+        },
+        "model": {
+            "parameters": parameter_count(model),
+            "flops_per_tile": flop_count(model, example),
+            "tile": list(example.shape),
+        },
+        "calibration": {
+            "source": config.data.calibration.source,
+            "num_samples": len(calib),
+            "onnxruntime": config.quantize.onnxruntime.model_dump(),
+            "openvino": config.quantize.openvino.model_dump(),
+            "keep_float": config.quantize.keep_float,
+        },
+        "sha256": files,
+        "versions": library_versions(),
+        "machine": machine(),
+    }
+    write_json(work / "manifest.json", manifest)  # written last: its presence marks completion
+
+
+def _deploy_dict(cfg: Config) -> dict:
+    data = cfg.model_dump(mode="json", exclude={"source_dir"})
+    data["model"]["checkpoint"] = "model_fp32.pt"
+    return data

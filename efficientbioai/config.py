@@ -1,0 +1,304 @@
+"""The YAML config: a validated schema, its defaults, and errors that name the key and the file.
+
+A config has the sections ``model``, ``data``, ``prune``, ``quantize``, ``export``, ``engine``,
+``inference`` and ``report``. ``compress.py`` adds ``artefacts`` (what it built, relative to
+the experiment folder) when it writes ``deploy.yaml``. Relative paths resolve against the
+folder of the YAML file they appear in.
+
+Examples
+--------
+>>> cfg = Config.model_validate({"model": {"parser": "monai_unet"}})
+>>> cfg.engine.name, cfg.engine.precision
+('openvino', 'int8')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from efficientbioai.errors import ConfigError
+
+PathLike = str | Path
+
+#: Engine/precision pairs a variant may name, as ``engine:precision``.
+PRECISIONS = {
+    "torch": ("fp32",),
+    "onnxruntime": ("fp32", "int8"),
+    "openvino": ("fp32", "bf16", "int8"),
+    "tensorrt": ("fp16", "int8"),
+}
+
+
+class Section(BaseModel):
+    """A config block: unknown keys are errors, values are checked when assigned too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSection(Section):
+    parser: str = Field(description="registry name (e.g. monai_unet) or 'package.module:ClassName'")
+    checkpoint: Path | None = Field(None, description="state_dict file (.pt/.pth), loaded weights_only")
+    params: dict[str, Any] = Field(default_factory=dict, description="passed to the parser")
+
+
+class SplitSection(Section):
+    """Where one split (calibration or evaluation) comes from."""
+
+    source: Literal["synthetic", "files"] = "synthetic"
+    inputs: Path | None = Field(None, description="file, folder or glob of TIFF/.npy images")
+    targets: Path | None = Field(None, description="ground truth matching `inputs` by sorted order")
+    num_samples: int = Field(4, ge=1, le=100_000)
+    shape: list[int] | None = Field(None, description="spatial shape of synthetic images")
+
+    @model_validator(mode="after")
+    def _files_need_inputs(self) -> SplitSection:
+        if self.source == "files" and self.inputs is None:
+            raise ValueError("source 'files' needs 'inputs' (a file, folder or glob)")
+        return self
+
+
+class DataSection(Section):
+    calibration: SplitSection = Field(default_factory=lambda: SplitSection(num_samples=8))
+    evaluation: SplitSection = Field(default_factory=SplitSection)
+
+
+class PruneSection(Section):
+    enabled: bool = False
+
+
+class OnnxRuntimeQuantSection(Section):
+    method: Literal["minmax", "percentile", "entropy"] = "minmax"
+    percentile: float = Field(99.999, gt=50.0, le=100.0)
+    per_channel: bool = True
+    activation_type: Literal["uint8", "int8"] = "uint8"
+    weight_type: Literal["int8", "uint8"] = "int8"
+    symmetric_activations: bool = False
+    entropy_bins: int = Field(
+        512, ge=256, description="histogram bins for entropy; more than the 128 quantized bins"
+    )
+
+
+class OpenVINOQuantSection(Section):
+    preset: Literal["performance", "mixed"] = Field(
+        "mixed", description="mixed: asymmetric activations (robust for image inputs); performance: symmetric"
+    )
+    fast_bias_correction: bool = True
+
+
+class QuantizeSection(Section):
+    keep_float: list[str] = Field(
+        default_factory=list, description="ONNX node names (or fnmatch patterns) kept in float"
+    )
+    onnxruntime: OnnxRuntimeQuantSection = Field(default_factory=OnnxRuntimeQuantSection)
+    openvino: OpenVINOQuantSection = Field(default_factory=OpenVINOQuantSection)
+
+
+class ExportSection(Section):
+    opset: int = Field(17, ge=17, le=23)
+    exporter: Literal["torchscript", "dynamo"] = "torchscript"
+    dynamic_batch: bool = True
+    dynamic_spatial: bool = True
+    verify_tolerance: float = Field(1e-5, gt=0, le=1e-1)
+
+
+class EngineSection(Section):
+    name: str = "openvino"
+    precision: Literal["fp32", "bf16", "fp16", "int8"] = "int8"
+    threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores")
+    num_requests: int = Field(2, ge=1, le=64, description="requests in flight (OpenVINO async)")
+
+    @model_validator(mode="after")
+    def _known_pair(self) -> EngineSection:
+        check_variant(f"{self.name}:{self.precision}")
+        return self
+
+    @property
+    def variant(self) -> str:
+        return f"{self.name}:{self.precision}"
+
+
+class NormalizeSection(Section):
+    kind: Literal["percentile", "zscore", "none"] = "percentile"
+    low: float = Field(1.0, ge=0, lt=100)
+    high: float = Field(99.8, gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NormalizeSection:
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        return self
+
+
+class InferenceSection(Section):
+    task: str = "denoise"
+    input: Path | None = Field(None, description="file, folder or glob; default: data.evaluation")
+    target: Path | None = Field(None, description="ground truth for `input`")
+    output_dir: Path | None = Field(None, description="default: <experiment>/predictions")
+    tile: list[int] = Field(default_factory=lambda: [128, 128], description="spatial tile size")
+    overlap: float = Field(0.25, ge=0.0, lt=0.95)
+    blend: Literal["gaussian", "constant"] = "gaussian"
+    batch_size: int = Field(4, ge=1, le=1024)
+    normalize: NormalizeSection = Field(default_factory=NormalizeSection)
+    threshold: float = Field(0.5, description="segmentation: foreground above this")
+
+    @field_validator("tile")
+    @classmethod
+    def _tile_positive(cls, v: list[int]) -> list[int]:
+        if not 2 <= len(v) <= 3 or any(s < 1 for s in v):
+            raise ValueError(f"tile must be 2 or 3 positive sizes, got {v}")
+        return v
+
+
+class LatencySection(Section):
+    warmup: int = Field(5, ge=0)
+    runs: int = Field(30, ge=3)
+    batch_size: int = Field(1, ge=1)
+
+
+class EnergySection(Section):
+    enabled: bool = True
+    country_iso_code: str = Field("DEU", min_length=3, max_length=3)
+
+
+class ReportSection(Section):
+    compare: list[str] = Field(
+        default_factory=lambda: ["torch:fp32", "openvino:fp32", "openvino:int8", "onnxruntime:int8"],
+        description="variants measured side by side; the first torch:fp32 is the reference",
+    )
+    latency: LatencySection = Field(default_factory=LatencySection)
+    energy: EnergySection = Field(default_factory=EnergySection)
+    write_outputs: Literal["deploy", "all", "none"] = "deploy"
+
+    @field_validator("compare")
+    @classmethod
+    def _variants(cls, v: list[str]) -> list[str]:
+        for item in v:
+            check_variant(item)
+        if len(set(v)) != len(v):
+            raise ValueError(f"variants listed twice in {v}")
+        return v
+
+
+class Config(Section):
+    model: ModelSection
+    data: DataSection = Field(default_factory=DataSection)
+    prune: PruneSection = Field(default_factory=PruneSection)
+    quantize: QuantizeSection = Field(default_factory=QuantizeSection)
+    export: ExportSection = Field(default_factory=ExportSection)
+    engine: EngineSection = Field(default_factory=EngineSection)
+    inference: InferenceSection = Field(default_factory=InferenceSection)
+    report: ReportSection = Field(default_factory=ReportSection)
+    artefacts: dict[str, str] = Field(
+        default_factory=dict, description="written by compress: variant → file, relative to here"
+    )
+
+    #: Folder of the YAML file this config came from (relative paths resolve against it).
+    source_dir: Path | None = Field(None, exclude=True)
+
+    def variants(self) -> list[str]:
+        """Every variant to build and measure: the report's list plus the deployed one."""
+        out = list(self.report.compare)
+        if self.engine.variant not in out:
+            out.append(self.engine.variant)
+        return out
+
+    def artefact(self, variant: str) -> Path:
+        """Absolute path of the artefact for ``variant`` (from ``deploy.yaml``)."""
+        if variant not in self.artefacts:
+            raise ConfigError(
+                f"no artefact for variant {variant!r} in this deploy config; it has "
+                f"{sorted(self.artefacts) or 'none'}. Add it to report.compare and run compress.py again."
+            )
+        return (self.source_dir or Path.cwd()) / self.artefacts[variant]
+
+
+def check_variant(variant: str) -> None:
+    """Raise ``ValueError`` unless ``variant`` is a known ``engine:precision`` pair."""
+    engine, _, precision = variant.partition(":")
+    if engine not in PRECISIONS:
+        raise ValueError(f"unknown engine {engine!r} in {variant!r}; engines: {sorted(PRECISIONS)}")
+    if precision not in PRECISIONS[engine]:
+        raise ValueError(
+            f"engine {engine!r} has no precision {precision!r}; choose one of {PRECISIONS[engine]}"
+        )
+
+
+_PATH_FIELDS = (
+    ("model", "checkpoint"),
+    ("data", "calibration", "inputs"),
+    ("data", "calibration", "targets"),
+    ("data", "evaluation", "inputs"),
+    ("data", "evaluation", "targets"),
+    ("inference", "input"),
+    ("inference", "target"),
+    ("inference", "output_dir"),
+)
+
+
+def _resolve_paths(cfg: Config, base: Path) -> None:
+    for *parents, leaf in _PATH_FIELDS:
+        node: Any = cfg
+        for p in parents:
+            node = getattr(node, p)
+        value = getattr(node, leaf)
+        if value is not None and not Path(value).is_absolute():
+            setattr(node, leaf, (base / value).resolve())
+
+
+def _format_error(err: dict[str, Any], path: Path | str) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(err["loc"][:-1])
+        return f"{path}: unknown key '{loc}'" + (f" (allowed here: {', '.join(allowed)})" if allowed else "")
+    if err["type"] == "missing":
+        return f"{path}: missing required key '{loc}'"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{path}: '{loc}': {msg} (got {err.get('input')!r})"
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = Config
+    for key in loc:
+        field = getattr(model, "model_fields", {}).get(key)
+        if field is None:
+            return []
+        model = field.annotation
+    fields = getattr(model, "model_fields", {})
+    return [k for k, f in fields.items() if not f.exclude]
+
+
+def parse_config(data: Any, path: Path | str = "<config>", base_dir: Path | None = None) -> Config:
+    """Validate a mapping as a :class:`Config`, raising :class:`ConfigError` naming every problem."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        lines = [_format_error(e, path) for e in exc.errors()]
+        raise ConfigError("invalid config:\n  " + "\n  ".join(lines)) from None
+    if base_dir is not None:
+        cfg.source_dir = base_dir.resolve()
+        _resolve_paths(cfg, cfg.source_dir)
+    return cfg
+
+
+def load_config(path: PathLike) -> Config:
+    """Read and validate a YAML config file (``yaml.safe_load``); paths resolve against its folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_config(data, path, base_dir=path.parent)
+
+
+def dump_config(cfg: Config) -> str:
+    """The config as YAML, every default filled in and paths as strings."""
+    data = cfg.model_dump(mode="json", exclude={"source_dir"})
+    return yaml.safe_dump(data, sort_keys=False)

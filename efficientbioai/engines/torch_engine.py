@@ -1,0 +1,49 @@
+"""``TorchModule``: the fp32 PyTorch reference every compressed variant is compared with."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from efficientbioai.engines.base import BaseInfer
+from efficientbioai.registry import register_engine
+
+
+@register_engine("torch")
+class TorchModule(BaseInfer):
+    """Eager PyTorch on the CPU (or a CUDA device), ``torch.no_grad``, fp32."""
+
+    name = "torch"
+
+    def __init__(
+        self, model: nn.Module, precision: str = "fp32", threads: int | None = None, device: str = "cpu"
+    ) -> None:
+        super().__init__(precision, threads)
+        if precision != "fp32":
+            raise ValueError(f"TorchModule is the fp32 reference; got precision {precision!r}")
+        if threads:
+            torch.set_num_threads(threads)
+        self.threads = torch.get_num_threads()
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device)
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        with torch.no_grad():
+            out = self.model(torch.from_numpy(x).to(self.device))
+        if isinstance(out, torch.Tensor):
+            outs = [out]
+        elif isinstance(out, dict):
+            self.output_names = list(out)
+            outs = list(out.values())
+        else:
+            outs = list(out)
+        self.sync()
+        return [o.detach().cpu().numpy() for o in outs]
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "device": str(self.device)}

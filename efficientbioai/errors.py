@@ -1,0 +1,25 @@
+"""Errors a user can act on. Each message says what is wrong and what to do about it."""
+
+
+class EfficientBioAIError(Exception):
+    """Base class: the CLI prints these as one clean message, without a traceback."""
+
+
+class ConfigError(EfficientBioAIError):
+    """A YAML config is missing, malformed, or has an unknown key, wrong type or bad value."""
+
+
+class InputError(EfficientBioAIError):
+    """An image, stack, checkpoint or file given by the user cannot be used as it is."""
+
+
+class ArtefactError(EfficientBioAIError):
+    """A compressed model artefact is missing, incomplete or does not match its manifest."""
+
+
+class BackendUnavailableError(EfficientBioAIError):
+    """An optional engine or library (TensorRT, a GPU, nni, ...) is not installed or usable here."""
+
+
+class ExportError(EfficientBioAIError):
+    """The model could not be traced or exported, or the export does not match torch."""

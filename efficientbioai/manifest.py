@@ -1,0 +1,82 @@
+"""What a compressed experiment records about itself: versions, hashes, sizes, counts."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+from torch import nn
+
+_LIBRARIES = ("torch", "onnx", "onnxruntime", "openvino", "nncf", "monai", "numpy", "torch-pruning", "tensorrt")
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries a result depends on (missing ones left out)."""
+    out = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def machine() -> dict[str, str | int]:
+    """CPU model and core count, for reports."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count() or 1, "system": platform.system()}
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def artefact_files(path: Path) -> list[Path]:
+    """The files an artefact consists of (an OpenVINO ``.xml`` has its ``.bin``)."""
+    files = [path]
+    if path.suffix == ".xml" and path.with_suffix(".bin").exists():
+        files.append(path.with_suffix(".bin"))
+    return files
+
+
+def artefact_size(path: Path) -> int:
+    """Bytes on disk of an artefact, all its files together."""
+    return sum(f.stat().st_size for f in artefact_files(path))
+
+
+def parameter_count(model: nn.Module) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def flop_count(model: nn.Module, example: torch.Tensor) -> int:
+    """Floating-point operations of one forward pass on ``example`` (2 per multiply-add)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(example)
+    return int(counter.get_total_flops())
+
+
+def write_json(path: Path, data: dict) -> Path:
+    """Write JSON atomically (temporary name, then rename)."""
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    return path

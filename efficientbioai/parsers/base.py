@@ -1,0 +1,158 @@
+"""``BaseParser``: everything the toolbox needs to know about one model family.
+
+A parser builds the fp32 network from its checkpoint, gives an example input with its dynamic
+axes, yields calibration inputs and evaluation samples, normalises images the way the model
+was trained, and names the layers that must stay in float. A user's parser subclasses this,
+overrides :meth:`build_model` (and whatever else differs), and is named in the YAML as
+``package.module:ClassName``. See ``tutorial/custom_model.py``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from efficientbioai.config import Config, SplitSection
+from efficientbioai.errors import ConfigError, InputError
+from efficientbioai.parsers.checkpoint import load_state_dict
+from efficientbioai.tasks.image_io import list_images, read_image
+from efficientbioai.tasks.normalize import normalize
+
+
+@dataclass
+class Sample:
+    """One evaluation image: raw pixels (channels first), optional ground truth, a name for files."""
+
+    name: str
+    image: np.ndarray
+    target: np.ndarray | None = None
+
+
+class BaseParser(ABC):
+    """One model family. Subclasses must implement :meth:`build_model`."""
+
+    #: Inference task run by default (a name in ``registry.TASKS``).
+    task: str = "denoise"
+    input_names: tuple[str, ...] = ("input",)
+    output_names: tuple[str, ...] = ("output",)
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    # -- the model -------------------------------------------------------------------------
+    @property
+    def params(self) -> dict:
+        return self.config.model.params
+
+    @property
+    def spatial_dims(self) -> int:
+        """2 or 3; defaults to the length of ``inference.tile``."""
+        return int(self.params.get("spatial_dims", len(self.config.inference.tile)))
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.params.get("in_channels", 1))
+
+    @abstractmethod
+    def build_model(self) -> nn.Module:
+        """The architecture with fresh weights (no checkpoint)."""
+
+    def load_model(self) -> nn.Module:
+        """The fp32 model with the checkpoint's weights, in eval mode."""
+        model = self.build_model()
+        ckpt = self.config.model.checkpoint
+        if ckpt is not None:
+            load_state_dict(model, ckpt)
+        return model.eval()
+
+    def example_input(self, batch_size: int = 1) -> torch.Tensor:
+        """A tensor of the deployed tile shape, ``(batch, C, *tile)``."""
+        tile = self.config.inference.tile
+        if len(tile) != self.spatial_dims:
+            raise ConfigError(
+                f"inference.tile {tile} has {len(tile)} sizes but the model is {self.spatial_dims}D"
+            )
+        return torch.zeros(batch_size, self.in_channels, *tile)
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """Axes of each input/output that may change at run time (batch and spatial)."""
+        exp = self.config.export
+        axes: dict[int, str] = {}
+        if exp.dynamic_batch:
+            axes[0] = "batch"
+        if exp.dynamic_spatial:
+            for i, name in enumerate("dhw"[3 - self.spatial_dims :]):
+                axes[2 + i] = name
+        return {n: dict(axes) for n in (*self.input_names, *self.output_names)}
+
+    def keep_float_nodes(self) -> list[str]:
+        """ONNX node names (fnmatch patterns) never quantized: the config's list by default."""
+        return list(self.config.quantize.keep_float)
+
+    # -- data ------------------------------------------------------------------------------
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        """Channels-first image → normalised float32, as the model was trained."""
+        norm = self.config.inference.normalize
+        return np.stack([normalize(c, norm.kind, norm.low, norm.high) for c in image])
+
+    def channels_first(self, image: np.ndarray, name: str = "image") -> np.ndarray:
+        """Check dimensions and channels; return ``(C, *spatial)``."""
+        sd, c = self.spatial_dims, self.in_channels
+        if image.ndim == sd and c == 1:
+            return image[None]
+        if image.ndim == sd + 1 and image.shape[0] == c:
+            return image
+        want = f"{sd}D {'(' + 'ZYX'[3 - sd :] + ')' if c == 1 else ''} or (C={c}, {'ZYX'[3 - sd :]})"
+        raise InputError(
+            f"{name}: shape {image.shape} does not fit a {sd}D model with {c} input channel(s); "
+            f"expected {want.replace('  ', ' ')}"
+        )
+
+    def synthetic_pair(self, split: str, index: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """``(image, target)`` of a built-in simulated data set; parsers that have one override."""
+        raise ConfigError(
+            f"parser {type(self).__name__} has no synthetic data; set data.{split}.source: files"
+        )
+
+    def _split_samples(self, split: str, spec: SplitSection) -> Iterator[Sample]:
+        if spec.source == "synthetic":
+            shape = tuple(spec.shape or [2 * t for t in self.config.inference.tile])
+            for i in range(spec.num_samples):
+                image, target = self.synthetic_pair(split, i, shape)
+                yield Sample(f"{split}_{i:04d}", self.channels_first(image), target)
+            return
+        inputs = list_images(spec.inputs)[: spec.num_samples]
+        targets = list_images(spec.targets)[: len(inputs)] if spec.targets else [None] * len(inputs)
+        if len(targets) != len(inputs):
+            raise InputError(f"data.{split}: {len(inputs)} inputs but {len(targets)} targets")
+        for src, tgt in zip(inputs, targets):
+            image = self.channels_first(read_image(src), str(src))
+            target = read_image(tgt) if tgt is not None else None
+            yield Sample(src.stem, image, target)
+
+    def evaluation_samples(self) -> Iterator[Sample]:
+        """Images (and ground truth) to score every variant on; never used for calibration."""
+        yield from self._split_samples("evaluation", self.config.data.evaluation)
+
+    def calibration_inputs(self) -> Iterator[np.ndarray]:
+        """Preprocessed ``(1, C, *tile)`` arrays for int8 calibration, cropped deterministically."""
+        tile = tuple(self.config.inference.tile)
+        rng = np.random.default_rng(0)
+        for sample in self._split_samples("calibration", self.config.data.calibration):
+            x = self.preprocess(sample.image)
+            yield _random_crop(x, tile, rng)[None]
+
+
+def _random_crop(x: np.ndarray, tile: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """A ``tile``-sized crop of ``x`` (C, *spatial), reflect-padded where ``x`` is smaller."""
+    pad = [(0, 0)] + [(0, max(0, t - s)) for t, s in zip(tile, x.shape[1:])]
+    if any(p[1] for p in pad):
+        x = np.pad(x, pad, mode="reflect" if all(s > 1 for s in x.shape[1:]) else "edge")
+    starts = [int(rng.integers(0, s - t + 1)) for s, t in zip(x.shape[1:], tile)]
+    index = (slice(None),) + tuple(slice(a, a + t) for a, t in zip(starts, tile))
+    return np.ascontiguousarray(x[index])

@@ -1,0 +1,95 @@
+"""Report files: ``report.json`` (everything measured) and ``report.md`` (the table to read).
+
+Ratios compare each variant with the ``torch:fp32`` reference measured in the same run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from efficientbioai.manifest import write_json
+
+REFERENCE = "torch:fp32"
+
+COLUMNS = [
+    "variant", "latency ms (median / p90)", "speed-up", "images/s", "energy J/image", "energy saved",
+    "size MB", "{metric} vs truth", "{metric} vs fp32",
+]
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def summary_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the comparison table (strings), shared by Markdown and the terminal."""
+    metric = report["primary_metric"]
+    rows = report["variants"]
+    ref = next((r for r in rows if r["variant"] == REFERENCE), None)
+    header = [c.format(metric=metric) for c in COLUMNS]
+    table = []
+    for r in rows:
+        lat = r["latency"]
+        speed = ref["latency"]["median_ms"] / lat["median_ms"] if ref else None
+        saved = None
+        if ref and ref["energy_kwh"] and r["energy_kwh"] is not None:
+            saved = 100 * (1 - r["energy_kwh"] / ref["energy_kwh"])
+        table.append([
+            r["variant"],
+            f"{lat['median_ms']:.1f} / {lat['p90_ms']:.1f}",
+            _fmt(speed, ".2f") + ("×" if speed else ""),
+            f"{r['images_per_s']:.2f}",
+            _fmt(r["energy_j_per_image"], ".2f"),
+            _fmt(saved, ".0f") + ("%" if saved is not None else ""),
+            f"{r['artefact_bytes'] / 1e6:.2f}",
+            _fmt(r.get("vs_ground_truth", {}).get(metric), ".4f"),
+            _fmt(r.get("vs_fp32", {}).get(metric), ".4f"),
+        ])
+    return header, table
+
+
+def notes(report: dict) -> list[str]:
+    """Lines stating how the numbers were measured."""
+    rows = report["variants"]
+    first = rows[0] if rows else {}
+    lat = first.get("latency", {})
+    model = report.get("model", {})
+    out = [
+        f"Task: {report['task']}; deployed variant: {report['deployed']}; "
+        f"machine: {report['machine']['cpu']} ({report['machine']['cores']} cores).",
+        f"Latency: one tile batch {model.get('tile', '?')} (batch {lat.get('batch_size')}), "
+        f"{lat.get('warmup')} warm-up + {lat.get('runs')} timed runs, median and p90; speed-up is "
+        f"torch fp32 median ÷ variant median, measured in this run.",
+        f"Throughput and energy: whole images ({first.get('images', '?')}) through sliding-window "
+        f"tiling; energy by CodeCarbon, method: {first.get('energy_method', '?')}.",
+        f"Model: {model.get('parameters', 0):,} parameters, "
+        f"{model.get('flops_per_tile', 0) / 1e9:.2f} GFLOPs per tile.",
+        "'vs truth' scores against ground truth; 'vs fp32' against the torch fp32 output on the "
+        "same input.",
+    ]
+    threads = {str(r["engine"].get("threads")) for r in rows}
+    out.append(f"Threads: {', '.join(sorted(threads))}.")
+    for r in rows:
+        prec = r["engine"].get("inference_precision")
+        if prec:
+            out.append(f"{r['variant']}: OpenVINO inference precision reported by the plugin: {prec}.")
+    return out
+
+
+def to_markdown(report: dict) -> str:
+    header, table = summary_rows(report)
+    lines = ["# EfficientBioAI report", "", "| " + " | ".join(header) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in table]
+    lines += [""] + [f"- {n}" for n in notes(report)] + [""]
+    return "\n".join(lines)
+
+
+def write_report(report: dict, folder: Path) -> tuple[Path, Path]:
+    """Write ``report.json`` and ``report.md`` into ``folder`` (atomically)."""
+    j = write_json(folder / "report.json", report)
+    md = folder / "report.md"
+    tmp = folder / ".report.md.partial"
+    tmp.write_text(to_markdown(report))
+    tmp.replace(md)
+    return j, md

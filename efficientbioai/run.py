@@ -1,0 +1,112 @@
+"""inference: deploy.yaml → engines → task outputs, metrics, latency, energy → report.
+
+Every variant runs the same samples. ``torch:fp32`` (when listed) runs first and its outputs
+are the reference each compressed variant is scored against, besides the ground truth.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from efficientbioai.compression.pipeline import create_parser
+from efficientbioai.config import load_config
+from efficientbioai.engines.factory import create_engine
+from efficientbioai.errors import ArtefactError, InputError
+from efficientbioai.manifest import artefact_size, library_versions, machine
+from efficientbioai.measure import EnergyMeter, measure_latency
+from efficientbioai.registry import TASKS
+from efficientbioai.report import REFERENCE, write_report
+from efficientbioai.tasks.base import Task
+
+log = logging.getLogger(__name__)
+
+
+def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+
+
+def run_inference(
+    deploy_path: str | Path, variants: list[str] | None = None, output_dir: str | Path | None = None
+) -> dict:
+    """Run every variant of a compressed experiment; write outputs and ``report.json``/``.md``."""
+    deploy_path = Path(deploy_path)
+    config = load_config(deploy_path)
+    exp = deploy_path.parent.resolve()
+    if not config.artefacts or not (exp / "manifest.json").is_file():
+        raise ArtefactError(
+            f"{deploy_path} is not a finished compress.py output (no artefacts or manifest.json); "
+            "run compress.py first and pass the deploy.yaml it writes"
+        )
+    parser = create_parser(config)
+    task: Task = TASKS.get(config.inference.task)(config, parser)
+    out_dir = Path(output_dir or config.inference.output_dir or exp / "predictions")
+    samples = list(task.samples())
+    if not samples:
+        raise InputError("no images to run: set inference.input or data.evaluation")
+    variants = variants or config.variants()
+    if REFERENCE in variants:  # the reference first, so the others can be compared with it
+        variants = [REFERENCE] + [v for v in variants if v != REFERENCE]
+    lat_cfg, energy_cfg = config.report.latency, config.report.energy
+    example = task.example_batch(samples[0], lat_cfg.batch_size)
+    reference_outputs: list[np.ndarray] | None = None
+    rows = []
+    for variant in variants:
+        log.info("running %s", variant)
+        engine = create_engine(variant, config, parser)
+        latency = measure_latency(engine, example, lat_cfg.warmup, lat_cfg.runs)
+        outputs = []
+        with EnergyMeter(energy_cfg.country_iso_code, energy_cfg.enabled) as meter:
+            start = time.perf_counter()
+            for sample in tqdm(samples, desc=variant, leave=False):
+                outputs.append(task.predict(engine, sample))
+            seconds = time.perf_counter() - start
+        row = {
+            "variant": variant,
+            "engine": engine.describe(),
+            "latency": latency.as_dict(),
+            "images": len(samples),
+            "seconds": seconds,
+            "images_per_s": len(samples) / seconds,
+            "energy_kwh": meter.kwh,
+            "energy_j_per_image": meter.joules_per(len(samples)),
+            "energy_method": meter.method,
+            "artefact_bytes": artefact_size(config.artefact(variant)),
+        }
+        with_gt = [(o, s.target) for o, s in zip(outputs, samples) if s.target is not None]
+        if with_gt:
+            row["vs_ground_truth"] = _mean([task.score(o, t) for o, t in with_gt])
+        if variant == REFERENCE:
+            reference_outputs = outputs
+        if reference_outputs is not None:
+            row["vs_fp32"] = _mean([task.score(o, r) for o, r in zip(outputs, reference_outputs)])
+        write = config.report.write_outputs
+        if write == "all" or (write == "deploy" and variant == config.engine.variant):
+            folder = out_dir if write == "deploy" else out_dir / variant.replace(":", "_")
+            row["outputs"] = [str(task.write(o, folder, s.name)) for o, s in zip(outputs, samples)]
+        rows.append(row)
+        del engine
+    manifest_model = _manifest_model(exp)
+    report = {
+        "experiment": str(exp),
+        "task": config.inference.task,
+        "primary_metric": task.primary_metric,
+        "reference": REFERENCE if REFERENCE in variants else None,
+        "deployed": config.engine.variant,
+        "model": manifest_model,
+        "machine": machine(),
+        "versions": library_versions(),
+        "variants": rows,
+    }
+    write_report(report, exp)
+    return report
+
+
+def _manifest_model(exp: Path) -> dict:
+    import json
+
+    return json.loads((exp / "manifest.json").read_text()).get("model", {})

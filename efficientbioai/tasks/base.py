@@ -1,0 +1,60 @@
+"""``Task``: how one kind of result is predicted, scored and written for a parser's model."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from efficientbioai.config import Config
+from efficientbioai.engines.base import BaseInfer
+from efficientbioai.errors import InputError
+from efficientbioai.parsers.base import BaseParser, Sample
+from efficientbioai.tasks.image_io import list_images, read_image
+
+
+class Task(ABC):
+    """Predict → score → write, for one task (``denoise``, ``segment``, ``localize``, ...)."""
+
+    #: The metric the report leads with (a key of :meth:`score`'s result).
+    primary_metric: str = ""
+
+    def __init__(self, config: Config, parser: BaseParser) -> None:
+        self.config = config
+        self.parser = parser
+
+    def samples(self) -> Iterator[Sample]:
+        """``inference.input`` files (with ``inference.target``), else the parser's evaluation set."""
+        inf = self.config.inference
+        if inf.input is None:
+            yield from self.parser.evaluation_samples()
+            return
+        inputs = list_images(inf.input)
+        targets = list_images(inf.target) if inf.target else [None] * len(inputs)
+        if len(targets) != len(inputs):
+            raise InputError(f"inference: {len(inputs)} input images but {len(targets)} targets")
+        for src, tgt in zip(inputs, targets):
+            image = self.parser.channels_first(read_image(src), str(src))
+            yield Sample(src.stem, image, read_image(tgt) if tgt is not None else None)
+
+    def example_batch(self, sample: Sample, batch_size: int) -> np.ndarray:
+        """A realistic batch at the deployed tile size, for latency measurement."""
+        x = self.parser.preprocess(sample.image)
+        tile = tuple(self.config.inference.tile)
+        pad = [(0, 0)] + [(0, max(0, t - s)) for t, s in zip(tile, x.shape[1:])]
+        x = np.pad(x, pad, mode="edge")[(slice(None),) + tuple(slice(0, t) for t in tile)]
+        return np.ascontiguousarray(np.repeat(x[None], batch_size, axis=0))
+
+    @abstractmethod
+    def predict(self, engine: BaseInfer, sample: Sample) -> np.ndarray:
+        """The task's output for one sample."""
+
+    @abstractmethod
+    def score(self, output: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+        """Metrics of ``output`` against a reference (ground truth or the fp32 output)."""
+
+    @abstractmethod
+    def write(self, output: np.ndarray, folder: Path, name: str) -> Path:
+        """Save one output; returns the file written."""

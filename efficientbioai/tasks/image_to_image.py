@@ -1,0 +1,73 @@
+"""Image-to-image (``denoise``: Pearson, PSNR, SSIM) and semantic segmentation (``segment``: Dice).
+
+Both normalise the image as the parser says, run it through :class:`SlidingWindow` at the
+deployed tile size, and write TIFFs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from efficientbioai.engines.base import BaseInfer
+from efficientbioai.errors import InputError
+from efficientbioai.parsers.base import Sample
+from efficientbioai.registry import register_task
+from efficientbioai.tasks.base import Task
+from efficientbioai.tasks.image_io import write_tiff
+from efficientbioai.tasks.metrics import dice, pearson, psnr, ssim
+from efficientbioai.tasks.tiling import SlidingWindow
+
+
+class _TiledTask(Task):
+    def _window(self) -> SlidingWindow:
+        inf = self.config.inference
+        return SlidingWindow(tuple(inf.tile), inf.overlap, inf.blend, inf.batch_size)
+
+    def _raw(self, engine: BaseInfer, sample: Sample) -> np.ndarray:
+        return self._window()(self.parser.preprocess(sample.image), engine)
+
+    def write(self, output: np.ndarray, folder: Path, name: str) -> Path:
+        return write_tiff(folder / f"{name}.tif", output)
+
+    @staticmethod
+    def _match(output: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        reference = np.squeeze(reference) if reference.ndim > output.ndim else reference
+        if reference.shape != output.shape:
+            raise InputError(f"reference shape {reference.shape} does not match the output {output.shape}")
+        return reference
+
+
+@register_task("denoise")
+class ImageToImageTask(_TiledTask):
+    """Restoration / denoising / label-free prediction: a float image out."""
+
+    primary_metric = "pearson"
+
+    def predict(self, engine: BaseInfer, sample: Sample) -> np.ndarray:
+        out = self._raw(engine, sample)
+        return out[0] if out.shape[0] == 1 else out
+
+    def score(self, output: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+        reference = self._match(output, reference)
+        return {"pearson": pearson(output, reference), "psnr": psnr(output, reference), "ssim": ssim(output, reference)}
+
+
+@register_task("segment")
+class SegmentationTask(_TiledTask):
+    """Semantic segmentation: one logit channel (sigmoid > threshold) or class channels (argmax)."""
+
+    primary_metric = "dice"
+
+    def predict(self, engine: BaseInfer, sample: Sample) -> np.ndarray:
+        logits = self._raw(engine, sample)
+        if logits.shape[0] == 1:
+            prob = 1.0 / (1.0 + np.exp(-logits[0]))
+            return (prob > self.config.inference.threshold).astype(np.uint8)
+        return np.argmax(logits, axis=0).astype(np.uint8)
+
+    def score(self, output: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+        reference = self._match(output, reference).astype(np.int64)
+        classes = [c for c in np.union1d(np.unique(output), np.unique(reference)) if c != 0] or [1]
+        return {"dice": float(np.mean([dice(output == c, reference == c) for c in classes]))}

@@ -1,0 +1,105 @@
+"""Int8 post-training quantization: ONNX Runtime QDQ and OpenVINO/NNCF."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from efficientbioai.compression.quantize_ort import OnnxRuntimeQuantizer
+from efficientbioai.compression.quantize_ov import OpenVINOQuantizer
+from efficientbioai.config import OnnxRuntimeQuantSection, OpenVINOQuantSection
+from efficientbioai.engines.openvino_engine import OPVModule
+from efficientbioai.engines.ort_engine import ORTModule
+from efficientbioai.errors import ConfigError
+from efficientbioai.tasks.metrics import pearson
+
+
+@pytest.fixture(scope="module")
+def fp32(tiny_experiment):
+    return tiny_experiment / "model.onnx"
+
+
+@pytest.fixture(scope="module")
+def calib(tiny_config):
+    from efficientbioai.compression.pipeline import create_parser
+    from efficientbioai.config import load_config
+
+    return list(create_parser(load_config(tiny_config)).calibration_inputs())
+
+
+@pytest.fixture(scope="module")
+def test_batch(tiny_config):
+    from efficientbioai.compression.pipeline import create_parser
+    from efficientbioai.config import load_config
+
+    parser = create_parser(load_config(tiny_config))
+    sample = next(parser.evaluation_samples())  # evaluation data, never used for calibration
+    return parser.preprocess(sample.image)[None, :, :64, :64].copy()
+
+
+def _ops(path):
+    return [n.op_type for n in onnx.load(str(path)).graph.node]
+
+
+def _ranges(path):
+    return json.loads(path.read_text())
+
+
+def test_ort_int8_is_qdq_u8_s8_per_channel_and_close_to_fp32(tmp_path, fp32, calib, test_batch):
+    out = OnnxRuntimeQuantizer(OnnxRuntimeQuantSection(), []).apply(fp32, calib, tmp_path)
+    model = onnx.load(str(out))
+    ops = _ops(out)
+    assert ops.count("QuantizeLinear") > 5 and "DequantizeLinear" in ops
+    inits = {i.name: i for i in model.graph.initializer}
+    zero_points = [inits[n.input[2]] for n in model.graph.node
+                   if n.op_type == "DequantizeLinear" and len(n.input) > 2 and n.input[2] in inits]
+    dtypes = {onnx.helper.tensor_dtype_to_np_dtype(z.data_type) for z in zero_points}
+    assert np.dtype("uint8") in dtypes and np.dtype("int8") in dtypes  # U8 activations, S8 weights
+    assert any(len(z.dims) == 1 and z.dims[0] > 1 for z in zero_points)  # per-channel weights
+    ref = ORTModule(fp32)(test_batch)
+    q = ORTModule(out)(test_batch)
+    assert pearson(q, ref) > 0.99
+
+
+@pytest.mark.parametrize("method", ["percentile", "entropy"])
+def test_calibration_methods_really_differ_from_minmax(tmp_path, fp32, calib, method):
+    OnnxRuntimeQuantizer(OnnxRuntimeQuantSection(method="minmax"), []).apply(fp32, calib, tmp_path / "a")
+    OnnxRuntimeQuantizer(OnnxRuntimeQuantSection(method=method), []).apply(fp32, calib, tmp_path / "b")
+    a = _ranges(tmp_path / "a" / "ort_calibration.json")
+    b = _ranges(tmp_path / "b" / "ort_calibration.json")
+    assert json.dumps(a, sort_keys=True) != json.dumps(b, sort_keys=True)
+    assert method.lower() in json.dumps(b).lower()
+
+
+def test_keep_float_leaves_named_node_unquantized(tmp_path, fp32, calib):
+    last_conv = [n.name for n in onnx.load(str(fp32)).graph.node if n.op_type == "Conv"][-1]
+    out = OnnxRuntimeQuantizer(OnnxRuntimeQuantSection(), [last_conv]).apply(fp32, calib, tmp_path)
+    model = onnx.load(str(out))
+    node = next(n for n in model.graph.node if n.name == last_conv)
+    producers = {o: n.op_type for n in model.graph.node for o in n.output}
+    assert producers.get(node.input[1]) != "DequantizeLinear"  # weights stay float
+    with pytest.raises(ConfigError, match="matches no node"):
+        OnnxRuntimeQuantizer(OnnxRuntimeQuantSection(), ["no_such_node*"]).apply(fp32, calib, tmp_path / "x")
+
+
+def test_openvino_int8_has_fake_quantize_and_is_close(tmp_path, fp32, calib, test_batch):
+    out = OpenVINOQuantizer(OpenVINOQuantSection(), []).apply(fp32, calib, tmp_path)
+    assert out.suffix == ".xml" and out.with_suffix(".bin").exists()
+    assert "FakeQuantize" in out.read_text()
+    ref = ORTModule(fp32)(test_batch)
+    q = OPVModule(out, "int8")(test_batch)
+    assert pearson(q, ref) > 0.98  # a barely trained tiny net; the bundled models do better
+
+
+def test_openvino_keep_float(tmp_path, fp32, calib):
+    import openvino as ov
+
+    names = [op.get_friendly_name() for op in ov.Core().read_model(str(fp32)).get_ops()
+             if op.get_type_name() == "Convolution"]
+    out = OpenVINOQuantizer(OpenVINOQuantSection(), [names[-1]]).apply(fp32, calib, tmp_path)
+    full = OpenVINOQuantizer(OpenVINOQuantSection(), []).apply(fp32, calib, tmp_path / "full")
+    int8_weights = 'element_type="i8"'  # NNCF stores quantized weights as i8 constants
+    assert out.read_text().count(int8_weights) == full.read_text().count(int8_weights) - 1
+    with pytest.raises(ConfigError, match="matches no OpenVINO op"):
+        OpenVINOQuantizer(OpenVINOQuantSection(), ["nothing_like_this"]).apply(fp32, calib, tmp_path / "y")
