@@ -77,9 +77,7 @@ class OnnxRuntimeQuantSection(Section):
     activation_type: Literal["uint8", "int8"] = "uint8"
     weight_type: Literal["int8", "uint8"] = "int8"
     symmetric_activations: bool = False
-    entropy_bins: int = Field(
-        512, ge=256, description="histogram bins for entropy; more than the 128 quantized bins"
-    )
+    entropy_bins: int = Field(512, ge=256, description="histogram bins for entropy; more than the 128 quantized bins")
 
 
 class OpenVINOQuantSection(Section):
@@ -222,9 +220,7 @@ def check_variant(variant: str) -> None:
     if engine not in PRECISIONS:
         raise ValueError(f"unknown engine {engine!r} in {variant!r}; engines: {sorted(PRECISIONS)}")
     if precision not in PRECISIONS[engine]:
-        raise ValueError(
-            f"engine {engine!r} has no precision {precision!r}; choose one of {PRECISIONS[engine]}"
-        )
+        raise ValueError(f"engine {engine!r} has no precision {precision!r}; choose one of {PRECISIONS[engine]}")
 
 
 _PATH_FIELDS = (

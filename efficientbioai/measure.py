@@ -64,8 +64,13 @@ def measure_latency(engine: BaseInfer, x: np.ndarray, warmup: int = 5, runs: int
     )
 
 
-_METHODS = {"intel_rapl": "RAPL", "intel_power_gadget": "Intel Power Gadget", "cpu_load": "TDP estimate",
-            "constant": "TDP estimate", "tdp": "TDP estimate"}
+_METHODS = {
+    "intel_rapl": "RAPL",
+    "intel_power_gadget": "Intel Power Gadget",
+    "cpu_load": "TDP estimate",
+    "constant": "TDP estimate",
+    "tdp": "TDP estimate",
+}
 
 
 class EnergyMeter:
@@ -92,8 +97,12 @@ class EnergyMeter:
             from codecarbon import OfflineEmissionsTracker
 
             self._tracker = OfflineEmissionsTracker(
-                country_iso_code=self.country_iso_code, save_to_file=False, log_level="error",
-                measure_power_secs=1, tracking_mode="process", allow_multiple_runs=True,
+                country_iso_code=self.country_iso_code,
+                save_to_file=False,
+                log_level="error",
+                measure_power_secs=1,
+                tracking_mode="process",
+                allow_multiple_runs=True,
             )
             self._tracker.start()
         except ImportError:

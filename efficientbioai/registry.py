@@ -67,8 +67,7 @@ def _import_plugin(path: str, kind: str) -> Any:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(
-            f"cannot import module {module_name!r} for {kind} {path!r}: {exc}. "
-            "Is it installed, or on PYTHONPATH?"
+            f"cannot import module {module_name!r} for {kind} {path!r}: {exc}. Is it installed, or on PYTHONPATH?"
         ) from exc
     if not hasattr(module, attr):
         raise ConfigError(f"module {module_name!r} has no {attr!r} (from {kind} {path!r})")

@@ -12,8 +12,15 @@ from efficientbioai.manifest import write_json
 REFERENCE = "torch:fp32"
 
 COLUMNS = [
-    "variant", "latency ms (median / p90)", "speed-up", "images/s", "energy J/image", "energy saved",
-    "size MB", "{metric} vs truth", "{metric} vs fp32",
+    "variant",
+    "latency ms (median / p90)",
+    "speed-up",
+    "images/s",
+    "energy J/image",
+    "energy saved",
+    "size MB",
+    "{metric} vs truth",
+    "{metric} vs fp32",
 ]
 
 
@@ -34,17 +41,19 @@ def summary_rows(report: dict) -> tuple[list[str], list[list[str]]]:
         saved = None
         if ref and ref["energy_kwh"] and r["energy_kwh"] is not None:
             saved = 100 * (1 - r["energy_kwh"] / ref["energy_kwh"])
-        table.append([
-            r["variant"],
-            f"{lat['median_ms']:.1f} / {lat['p90_ms']:.1f}",
-            _fmt(speed, ".2f") + ("×" if speed else ""),
-            f"{r['images_per_s']:.2f}",
-            _fmt(r["energy_j_per_image"], ".2f"),
-            _fmt(saved, ".0f") + ("%" if saved is not None else ""),
-            f"{r['artefact_bytes'] / 1e6:.2f}",
-            _fmt(r.get("vs_ground_truth", {}).get(metric), ".4f"),
-            _fmt(r.get("vs_fp32", {}).get(metric), ".4f"),
-        ])
+        table.append(
+            [
+                r["variant"],
+                f"{lat['median_ms']:.1f} / {lat['p90_ms']:.1f}",
+                _fmt(speed, ".2f") + ("×" if speed else ""),
+                f"{r['images_per_s']:.2f}",
+                _fmt(r["energy_j_per_image"], ".2f"),
+                _fmt(saved, ".0f") + ("%" if saved is not None else ""),
+                f"{r['artefact_bytes'] / 1e6:.2f}",
+                _fmt(r.get("vs_ground_truth", {}).get(metric), ".4f"),
+                _fmt(r.get("vs_fp32", {}).get(metric), ".4f"),
+            ]
+        )
     return header, table
 
 
@@ -64,8 +73,7 @@ def notes(report: dict) -> list[str]:
         f"tiling; energy by CodeCarbon, method: {first.get('energy_method', '?')}.",
         f"Model: {model.get('parameters', 0):,} parameters, "
         f"{model.get('flops_per_tile', 0) / 1e9:.2f} GFLOPs per tile.",
-        "'vs truth' scores against ground truth; 'vs fp32' against the torch fp32 output on the "
-        "same input.",
+        "'vs truth' scores against ground truth; 'vs fp32' against the torch fp32 output on the same input.",
     ]
     threads = {str(r["engine"].get("threads")) for r in rows}
     out.append(f"Threads: {', '.join(sorted(threads))}.")
@@ -78,8 +86,12 @@ def notes(report: dict) -> list[str]:
 
 def to_markdown(report: dict) -> str:
     header, table = summary_rows(report)
-    lines = ["# EfficientBioAI report", "", "| " + " | ".join(header) + " |",
-             "|" + "|".join("---" for _ in header) + "|"]
+    lines = [
+        "# EfficientBioAI report",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
     lines += ["| " + " | ".join(row) + " |" for row in table]
     lines += [""] + [f"- {n}" for n in notes(report)] + [""]
     return "\n".join(lines)

@@ -9,15 +9,23 @@ import yaml
 TINY = {
     "model": {
         "parser": "monai_unet",
-        "params": {"net": "UNet", "spatial_dims": 2, "channels": [8, 16, 32], "strides": [2, 2],
-                   "num_res_units": 1, "norm": "batch", "act": "relu"},
+        "params": {
+            "net": "UNet",
+            "spatial_dims": 2,
+            "channels": [8, 16, 32],
+            "strides": [2, 2],
+            "num_res_units": 1,
+            "norm": "batch",
+            "act": "relu",
+        },
     },
-    "data": {"calibration": {"num_samples": 4, "shape": [64, 64]},
-             "evaluation": {"num_samples": 2, "shape": [96, 80]}},
+    "data": {"calibration": {"num_samples": 4, "shape": [64, 64]}, "evaluation": {"num_samples": 2, "shape": [96, 80]}},
     "inference": {"tile": [64, 64], "batch_size": 2},
-    "report": {"compare": ["torch:fp32", "onnxruntime:fp32", "onnxruntime:int8", "openvino:fp32",
-                           "openvino:int8"],
-               "latency": {"warmup": 1, "runs": 3}, "energy": {"enabled": False}},
+    "report": {
+        "compare": ["torch:fp32", "onnxruntime:fp32", "onnxruntime:int8", "openvino:fp32", "openvino:int8"],
+        "latency": {"warmup": 1, "runs": 3},
+        "energy": {"enabled": False},
+    },
 }
 
 

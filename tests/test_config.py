@@ -52,8 +52,9 @@ def test_missing_required_key():
 
 def test_relative_paths_resolve_against_config_folder(tmp_path):
     (tmp_path / "sub").mkdir()
-    path = write_config(tmp_path / "sub", {"model": {"parser": "monai_unet", "checkpoint": "../w.pt"},
-                                           "inference": {"input": "imgs"}})
+    path = write_config(
+        tmp_path / "sub", {"model": {"parser": "monai_unet", "checkpoint": "../w.pt"}, "inference": {"input": "imgs"}}
+    )
     cfg = load_config(path)
     assert cfg.model.checkpoint == (tmp_path / "w.pt").resolve()
     assert cfg.inference.input == (tmp_path / "sub" / "imgs").resolve()

@@ -21,9 +21,12 @@ NETS = {
 @pytest.mark.parametrize("net", sorted(NETS))
 def test_export_dynamic_axes_matches_torch(tmp_path, net, dims):
     tile = [32, 32] if dims == 2 else [16, 32, 32]
-    cfg = parse_config({"model": {"parser": "monai_unet", "params": {"net": net, "spatial_dims": dims,
-                                                                      **NETS[net]}},
-                        "inference": {"tile": tile}})
+    cfg = parse_config(
+        {
+            "model": {"parser": "monai_unet", "params": {"net": net, "spatial_dims": dims, **NETS[net]}},
+            "inference": {"tile": tile},
+        }
+    )
     parser = MonaiUNetParser(cfg)
     model = parser.load_model()
     path = export_onnx(model, parser.example_input(), tmp_path / "m.onnx", dynamic_axes=parser.dynamic_axes())
@@ -35,8 +38,9 @@ def test_export_dynamic_axes_matches_torch(tmp_path, net, dims):
 
 
 def test_mismatch_is_reported(tmp_path):
-    cfg = parse_config({"model": {"parser": "monai_unet", "params": {"net": "UNet", **NETS["UNet"]}},
-                        "inference": {"tile": [32, 32]}})
+    cfg = parse_config(
+        {"model": {"parser": "monai_unet", "params": {"net": "UNet", **NETS["UNet"]}}, "inference": {"tile": [32, 32]}}
+    )
     parser = MonaiUNetParser(cfg)
     model = parser.load_model()
     path = export_onnx(model, parser.example_input(), tmp_path / "m.onnx", dynamic_axes=parser.dynamic_axes())

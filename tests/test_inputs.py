@@ -78,8 +78,11 @@ def test_missing_checkpoint(tmp_path, parser):
 
 
 def test_checkpoint_of_other_architecture(tmp_path, parser):
-    other = MonaiUNetParser(parse_config({**TINY, "model": {**TINY["model"], "params": {
-        **TINY["model"]["params"], "channels": [4, 8, 16]}}}))
+    other = MonaiUNetParser(
+        parse_config(
+            {**TINY, "model": {**TINY["model"], "params": {**TINY["model"]["params"], "channels": [4, 8, 16]}}}
+        )
+    )
     torch.save(other.build_model().state_dict(), tmp_path / "other.pt")
     with pytest.raises(InputError, match="does not match the architecture.*other shape"):
         load_state_dict(parser.build_model(), tmp_path / "other.pt")

@@ -52,8 +52,11 @@ def test_ort_int8_is_qdq_u8_s8_per_channel_and_close_to_fp32(tmp_path, fp32, cal
     ops = _ops(out)
     assert ops.count("QuantizeLinear") > 5 and "DequantizeLinear" in ops
     inits = {i.name: i for i in model.graph.initializer}
-    zero_points = [inits[n.input[2]] for n in model.graph.node
-                   if n.op_type == "DequantizeLinear" and len(n.input) > 2 and n.input[2] in inits]
+    zero_points = [
+        inits[n.input[2]]
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear" and len(n.input) > 2 and n.input[2] in inits
+    ]
     dtypes = {onnx.helper.tensor_dtype_to_np_dtype(z.data_type) for z in zero_points}
     assert np.dtype("uint8") in dtypes and np.dtype("int8") in dtypes  # U8 activations, S8 weights
     assert any(len(z.dims) == 1 and z.dims[0] > 1 for z in zero_points)  # per-channel weights
@@ -95,8 +98,11 @@ def test_openvino_int8_has_fake_quantize_and_is_close(tmp_path, fp32, calib, tes
 def test_openvino_keep_float(tmp_path, fp32, calib):
     import openvino as ov
 
-    names = [op.get_friendly_name() for op in ov.Core().read_model(str(fp32)).get_ops()
-             if op.get_type_name() == "Convolution"]
+    names = [
+        op.get_friendly_name()
+        for op in ov.Core().read_model(str(fp32)).get_ops()
+        if op.get_type_name() == "Convolution"
+    ]
     out = OpenVINOQuantizer(OpenVINOQuantSection(), [names[-1]]).apply(fp32, calib, tmp_path)
     full = OpenVINOQuantizer(OpenVINOQuantSection(), []).apply(fp32, calib, tmp_path / "full")
     int8_weights = 'element_type="i8"'  # NNCF stores quantized weights as i8 constants

@@ -5,8 +5,10 @@ from efficientbioai.tasks.tiling import SlidingWindow
 
 
 @pytest.mark.parametrize("blend", ["gaussian", "constant"])
-@pytest.mark.parametrize("shape, tile", [((1, 50, 70), (32, 32)), ((2, 9, 40, 33), (8, 16, 16)),
-                                         ((1, 20, 70), (32, 32)), ((1, 32, 32), (32, 32))])
+@pytest.mark.parametrize(
+    "shape, tile",
+    [((1, 50, 70), (32, 32)), ((2, 9, 40, 33), (8, 16, 16)), ((1, 20, 70), (32, 32)), ((1, 32, 32), (32, 32))],
+)
 def test_linear_model_is_reconstructed_exactly(shape, tile, blend):
     image = np.random.default_rng(0).random(shape, dtype=np.float32)
     out = SlidingWindow(tile, overlap=0.3, blend=blend, batch_size=3)(image, lambda b: 2 * b)

@@ -46,15 +46,27 @@ def export_onnx(
                     spec = dynamic_axes.get(input_names[0], {})
                     shapes = ({i: torch.export.Dim.DYNAMIC for i in spec},)
                 torch.onnx.export(
-                    model, (example,), str(path), dynamo=True, opset_version=opset,
-                    input_names=list(input_names), output_names=list(output_names),
-                    dynamic_shapes=shapes, verbose=False,
+                    model,
+                    (example,),
+                    str(path),
+                    dynamo=True,
+                    opset_version=opset,
+                    input_names=list(input_names),
+                    output_names=list(output_names),
+                    dynamic_shapes=shapes,
+                    verbose=False,
                 )
             else:
                 torch.onnx.export(
-                    model, (example,), str(path), dynamo=False, opset_version=opset,
-                    input_names=list(input_names), output_names=list(output_names),
-                    dynamic_axes=dynamic_axes or {}, do_constant_folding=True,
+                    model,
+                    (example,),
+                    str(path),
+                    dynamo=False,
+                    opset_version=opset,
+                    input_names=list(input_names),
+                    output_names=list(output_names),
+                    dynamic_axes=dynamic_axes or {},
+                    do_constant_folding=True,
                 )
     except Exception as exc:
         raise ExportError(

@@ -131,15 +131,28 @@ def compress(config_path: str | Path, exp_path: str | Path, overwrite: bool = Fa
 def _run(config, parser, model, example, work: Path, steps: _Steps, config_path: Path, exp_path: Path) -> None:
     torch.save(model.state_dict(), work / "model_fp32.pt")
     with steps.step("calibration data", source=config.data.calibration.source) as info:
-        calib = [x for x in tqdm(parser.calibration_inputs(), desc="calibration inputs", leave=False,
-                                 total=config.data.calibration.num_samples)]
+        calib = [
+            x
+            for x in tqdm(
+                parser.calibration_inputs(),
+                desc="calibration inputs",
+                leave=False,
+                total=config.data.calibration.num_samples,
+            )
+        ]
         info["num_samples"] = len(calib)
     if not calib:
         raise InputError("no calibration inputs: check data.calibration")
     with steps.step("export onnx", opset=config.export.opset, exporter=config.export.exporter) as info:
         onnx_path = export_onnx(
-            model, example, work / "model.onnx", parser.input_names, parser.output_names,
-            parser.dynamic_axes(), config.export.opset, config.export.exporter,
+            model,
+            example,
+            work / "model.onnx",
+            parser.input_names,
+            parser.output_names,
+            parser.dynamic_axes(),
+            config.export.opset,
+            config.export.exporter,
         )
         checks = [torch.from_numpy(x) for x in calib[:2]]
         if config.export.dynamic_batch and len(checks) == 2:

@@ -55,4 +55,3 @@ class OpenVINOQuantizer(Quantizer):
         out = save_ir(quantized, out_dir / "openvino" / "model_int8.xml")
         log.info("OpenVINO int8 (NNCF %s, %d samples) → %s", self.settings.preset, len(calibration), out)
         return out
-

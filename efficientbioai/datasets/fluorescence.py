@@ -59,9 +59,7 @@ def _blobs(shape: tuple[int, ...], n: int, rng: np.random.Generator) -> np.ndarr
         layer = np.zeros(shape, dtype=np.float32)
         count = max(1, int(n * share))
         idx = tuple(rng.integers(0, s, count) for s in shape)
-        layer[idx] = rng.uniform(0.3, 1.0, count).astype(np.float32) * (2 * np.pi * sigma**2) ** (
-            len(shape) / 2
-        )
+        layer[idx] = rng.uniform(0.3, 1.0, count).astype(np.float32) * (2 * np.pi * sigma**2) ** (len(shape) / 2)
         out += ndimage.gaussian_filter(layer, sigma)
     return out
 
@@ -83,9 +81,7 @@ def noisy_image(clean: np.ndarray, noise: NoiseModel, rng: np.random.Generator) 
     return photons + rng.normal(0.0, noise.read_sigma, clean.shape).astype(np.float32)
 
 
-def make_pair(
-    shape: tuple[int, ...], seed: int, noise: NoiseModel | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def make_pair(shape: tuple[int, ...], seed: int, noise: NoiseModel | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(noisy, clean)`` for one seed; deterministic.
 
     Examples

@@ -48,6 +48,7 @@ class BaseInfer(ABC):
 
     def sync(self) -> None:
         """Wait for queued device work (a no-op for CPU engines, whose calls return when done)."""
+        return None
 
     def describe(self) -> dict:
         """What a report should state about how this engine ran."""
@@ -68,7 +69,5 @@ def require_file(path: Path, what: str) -> Path:
     """The artefact path, or an :class:`ArtefactError` that says how to make it."""
     path = Path(path)
     if not path.is_file():
-        raise ArtefactError(
-            f"{what} not found: {path}. Run compress.py again (or check deploy.yaml's artefacts)."
-        )
+        raise ArtefactError(f"{what} not found: {path}. Run compress.py again (or check deploy.yaml's artefacts).")
     return path

@@ -36,9 +36,7 @@ class ORTModule(BaseInfer):
         if threads:
             options.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(
-                str(path), options, providers=providers or ["CPUExecutionProvider"]
-            )
+            self.session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
         except Exception as exc:
             raise ArtefactError(f"{path}: ONNX Runtime cannot load it: {exc}") from None
         spec = self.session.get_inputs()[0]

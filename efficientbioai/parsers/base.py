@@ -74,9 +74,7 @@ class BaseParser(ABC):
         """A tensor of the deployed tile shape, ``(batch, C, *tile)``."""
         tile = self.config.inference.tile
         if len(tile) != self.spatial_dims:
-            raise ConfigError(
-                f"inference.tile {tile} has {len(tile)} sizes but the model is {self.spatial_dims}D"
-            )
+            raise ConfigError(f"inference.tile {tile} has {len(tile)} sizes but the model is {self.spatial_dims}D")
         return torch.zeros(batch_size, self.in_channels, *tile)
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
@@ -115,9 +113,7 @@ class BaseParser(ABC):
 
     def synthetic_pair(self, split: str, index: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """``(image, target)`` of a built-in simulated data set; parsers that have one override."""
-        raise ConfigError(
-            f"parser {type(self).__name__} has no synthetic data; set data.{split}.source: files"
-        )
+        raise ConfigError(f"parser {type(self).__name__} has no synthetic data; set data.{split}.source: files")
 
     def _split_samples(self, split: str, spec: SplitSection) -> Iterator[Sample]:
         if spec.source == "synthetic":

@@ -61,8 +61,7 @@ class MonaiUNetParser(BaseParser):
         unknown = sorted(set(kwargs) - accepted)
         if unknown:
             raise ConfigError(
-                f"model.params: {cls.__name__} has no argument(s) {unknown}; "
-                f"it accepts {sorted(accepted)}"
+                f"model.params: {cls.__name__} has no argument(s) {unknown}; it accepts {sorted(accepted)}"
             )
         try:
             return cls(**kwargs)

@@ -79,9 +79,7 @@ def train_denoiser(config_path: str | Path, steps: int = 1500, lr: float = 1e-3,
                 bar.set_postfix(loss=f"{loss.item():.5f}")
     model.eval()
     with torch.no_grad():
-        scores = [
-            pearson(model(torch.from_numpy(x[None, None]))[0, 0].numpy(), y) for x, y in val_pool
-        ]
+        scores = [pearson(model(torch.from_numpy(x[None, None]))[0, 0].numpy(), y) for x, y in val_pool]
     out = Path(cfg.model.checkpoint)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".partial")
