@@ -26,7 +26,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     pool = _pool(parser, "train", 8, (64, 64))
     rng = np.random.default_rng(0)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(60):
+    for _ in range(200):
         x, y = _batch(pool, (64, 64), 8, rng)
         loss = torch.nn.functional.mse_loss(model(x), y)
         opt.zero_grad()

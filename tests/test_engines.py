@@ -1,0 +1,67 @@
+"""Every engine: numpy in, numpy out; dynamic batch and tile size; explicit precision."""
+
+import numpy as np
+import pytest
+
+from efficientbioai.compression.pipeline import create_parser
+from efficientbioai.config import load_config
+from efficientbioai.engines.factory import create_engine
+from efficientbioai.errors import ArtefactError, ConfigError, InputError
+from efficientbioai.tasks.metrics import pearson
+
+VARIANTS = ["torch:fp32", "onnxruntime:fp32", "onnxruntime:int8", "openvino:fp32", "openvino:int8"]
+
+
+@pytest.fixture(scope="module")
+def deploy(tiny_experiment):
+    cfg = load_config(tiny_experiment / "deploy.yaml")
+    return cfg, create_parser(cfg)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("shape", [(1, 1, 64, 64), (3, 1, 64, 64), (2, 1, 96, 128)])
+def test_dynamic_batch_and_tile(deploy, variant, shape):
+    cfg, parser = deploy
+    engine = create_engine(variant, cfg, parser)
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    y = engine(x)
+    assert isinstance(y, np.ndarray) and y.shape == shape and y.dtype == np.float32
+    ref = create_engine("torch:fp32", cfg, parser)(x)
+    if variant.endswith("fp32"):
+        np.testing.assert_allclose(y, ref, atol=1e-4 * max(1.0, np.abs(ref).max()))
+    else:  # int8 on uniform noise, far from the calibration data: close in shape, not in value
+        assert pearson(y, ref) > 0.9
+
+
+def test_engines_state_their_precision_and_threads(deploy):
+    cfg, parser = deploy
+    ov = create_engine("openvino:fp32", cfg, parser).describe()
+    assert ov["inference_precision"] == "f32"  # set explicitly, never the CPU plugin's default
+    assert ov["threads"] >= 1
+    assert create_engine("onnxruntime:int8", cfg, parser).describe()["providers"] == ["CPUExecutionProvider"]
+
+
+def test_openvino_async_stream_keeps_order(deploy):
+    cfg, parser = deploy
+    engine = create_engine("openvino:int8", cfg, parser)
+    batches = [np.full((2, 1, 64, 64), i / 10, np.float32) for i in range(7)]
+    streamed = list(engine.map_batches(iter(batches)))
+    for b, s in zip(batches, streamed):
+        np.testing.assert_allclose(s, engine(b), atol=1e-5)
+
+
+def test_wrong_rank_is_refused(deploy):
+    cfg, parser = deploy
+    engine = create_engine("onnxruntime:fp32", cfg, parser)
+    with pytest.raises(InputError, match="batch has 3 dims"):
+        engine(np.zeros((1, 64, 64), np.float32))
+
+
+def test_missing_artefact_and_unknown_variant(deploy, tmp_path):
+    cfg, parser = deploy
+    broken = cfg.model_copy(deep=True)
+    broken.source_dir = tmp_path  # artefacts resolve against an empty folder
+    with pytest.raises(ArtefactError, match="not found.*Run compress.py again"):
+        create_engine("openvino:int8", broken, parser)
+    with pytest.raises(ConfigError, match="no artefact for variant 'openvino:bf16'"):
+        create_engine("openvino:bf16", cfg, parser)
