@@ -58,8 +58,15 @@ def table(report: dict, dims: int) -> Table:
         r = rows[v]
         ms = r["latency"]["median_ms"]
         p = r["vs_ground_truth"]["pearson"]
-        t.add_row(v, f"{ms:.1f}", f"{r['latency']['p90_ms']:.1f}", f"{torch_ms / ms:.2f}", f"{ov_ms / ms:.2f}",
-                  f"{p:.4f}", f"{p - ref_p:+.4f}")
+        t.add_row(
+            v,
+            f"{ms:.1f}",
+            f"{r['latency']['p90_ms']:.1f}",
+            f"{torch_ms / ms:.2f}",
+            f"{ov_ms / ms:.2f}",
+            f"{p:.4f}",
+            f"{p - ref_p:+.4f}",
+        )
     int8 = rows["openvino:int8"]
     t.caption = (
         f"targets: OV int8 ≥ 10× torch fp32 (measured {torch_ms / int8['latency']['median_ms']:.2f}×), "

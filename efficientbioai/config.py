@@ -63,6 +63,10 @@ class SplitSection(Section):
 
 class DataSection(Section):
     calibration: SplitSection = Field(default_factory=lambda: SplitSection(num_samples=8))
+    validation: SplitSection = Field(
+        default_factory=lambda: SplitSection(num_samples=6),
+        description="held-out pairs for accuracy-controlled quantization (never the evaluation set)",
+    )
     evaluation: SplitSection = Field(default_factory=SplitSection)
 
 
@@ -71,7 +75,7 @@ class PruneSection(Section):
 
 
 class OnnxRuntimeQuantSection(Section):
-    method: Literal["minmax", "percentile", "entropy"] = "minmax"
+    method: Literal["minmax", "percentile", "entropy"] = "percentile"
     percentile: float = Field(99.999, gt=50.0, le=100.0)
     per_channel: bool = True
     activation_type: Literal["uint8", "int8"] = "uint8"
@@ -85,11 +89,23 @@ class OpenVINOQuantSection(Section):
         "mixed", description="mixed: asymmetric activations (robust for image inputs); performance: symmetric"
     )
     fast_bias_correction: bool = True
+    range_estimator: Literal["minmax", "mean_minmax", "mean_quantile", "histogram"] = Field(
+        "mean_quantile", description="how NNCF sets activation ranges; quantiles ignore rare outliers"
+    )
+    max_accuracy_drop: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="if set, NNCF reverts the most sensitive layers to float until the task metric on "
+        "data.validation drops by at most this much (absolute)",
+    )
 
 
 class QuantizeSection(Section):
-    keep_float: list[str] = Field(
-        default_factory=list, description="ONNX node names (or fnmatch patterns) kept in float"
+    keep_float: list[str] | None = Field(
+        None,
+        description="node names or fnmatch patterns kept in float; unset: the parser's default "
+        "(its output layers), []: quantize everything",
     )
     onnxruntime: OnnxRuntimeQuantSection = Field(default_factory=OnnxRuntimeQuantSection)
     openvino: OpenVINOQuantSection = Field(default_factory=OpenVINOQuantSection)
@@ -227,6 +243,8 @@ _PATH_FIELDS = (
     ("model", "checkpoint"),
     ("data", "calibration", "inputs"),
     ("data", "calibration", "targets"),
+    ("data", "validation", "inputs"),
+    ("data", "validation", "targets"),
     ("data", "evaluation", "inputs"),
     ("data", "evaluation", "targets"),
     ("inference", "input"),

@@ -17,8 +17,13 @@ from efficientbioai.run import run_inference
 def test_compress_writes_deploy_and_manifest(tiny_experiment):
     deploy = yaml.safe_load((tiny_experiment / "deploy.yaml").read_text())
     manifest = json.loads((tiny_experiment / "manifest.json").read_text())
-    assert set(deploy["artefacts"]) == {"torch:fp32", "onnxruntime:fp32", "onnxruntime:int8", "openvino:fp32",
-                                        "openvino:int8"}
+    assert set(deploy["artefacts"]) == {
+        "torch:fp32",
+        "onnxruntime:fp32",
+        "onnxruntime:int8",
+        "openvino:fp32",
+        "openvino:int8",
+    }
     assert deploy["model"]["checkpoint"] == "model_fp32.pt"
     for name, digest in manifest["sha256"].items():
         assert sha256(tiny_experiment / name) == digest
@@ -90,11 +95,24 @@ def test_cli_prints_clear_errors(tmp_path):
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 2
     assert "error: checkpoint not found" in res.stderr and "Traceback" not in res.stderr
-    res = subprocess.run([sys.executable, "efficientbioai/inference.py", "--config", str(bad)],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "efficientbioai/inference.py", "--config", str(bad)], capture_output=True, text=True
+    )
     assert res.returncode == 2 and "not a finished compress.py output" in res.stderr
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("model: {parser: resnet9000}\n")
-    res = subprocess.run([sys.executable, "-m", "efficientbioai.cli", "compress", "--config", str(unknown),
-                          "--exp_path", str(tmp_path / "e")], capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "efficientbioai.cli",
+            "compress",
+            "--config",
+            str(unknown),
+            "--exp_path",
+            str(tmp_path / "e"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 2 and "unknown parser 'resnet9000'" in res.stderr

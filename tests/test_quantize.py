@@ -109,3 +109,27 @@ def test_openvino_keep_float(tmp_path, fp32, calib):
     assert out.read_text().count(int8_weights) == full.read_text().count(int8_weights) - 1
     with pytest.raises(ConfigError, match="matches no OpenVINO op"):
         OpenVINOQuantizer(OpenVINOQuantSection(), ["nothing_like_this"]).apply(fp32, calib, tmp_path / "y")
+
+
+def test_accuracy_control_keeps_the_validation_metric(tmp_path, fp32, calib, tiny_config):
+    from efficientbioai.compression.pipeline import _validation, create_parser
+    from efficientbioai.config import load_config
+
+    cfg = load_config(tiny_config)
+    validation = _validation(cfg, create_parser(cfg))
+    assert len(validation.pairs) == 6 and validation.pairs[0][0].shape == (1, 1, 64, 64)
+    settings = OpenVINOQuantSection(max_accuracy_drop=0.003)
+    out = OpenVINOQuantizer(settings, [], validation).apply(fp32, calib, tmp_path)
+    before = validation.score(ORTModule(fp32))
+    after = validation.score(OPVModule(out, "int8"))
+    assert after >= before - 0.003 - 1e-3  # NNCF measured it on the same pairs, up to engine noise
+
+
+def test_accuracy_control_needs_validation(tmp_path, fp32, calib):
+    with pytest.raises(ConfigError, match="needs validation pairs"):
+        OpenVINOQuantizer(OpenVINOQuantSection(max_accuracy_drop=0.01), []).apply(fp32, calib, tmp_path)
+
+
+def test_monai_unet_keeps_its_output_stage_in_float_by_default(tiny_experiment):
+    manifest = json.loads((tiny_experiment / "manifest.json").read_text())
+    assert manifest["calibration"]["keep_float"] == ["/model/model.2/*"]

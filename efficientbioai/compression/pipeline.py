@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from efficientbioai.compression.convert import onnx_to_openvino
 from efficientbioai.compression.export import export_onnx, verify_onnx
+from efficientbioai.compression.quantizer import Validation
 from efficientbioai.config import Config, load_config
 from efficientbioai.errors import BackendUnavailableError, ConfigError, InputError
 from efficientbioai.manifest import (
@@ -34,7 +35,7 @@ from efficientbioai.manifest import (
     write_json,
 )
 from efficientbioai.parsers.base import BaseParser
-from efficientbioai.registry import PARSERS, QUANTIZERS
+from efficientbioai.registry import PARSERS, QUANTIZERS, TASKS
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,9 @@ def _publish(staging: Path, exp_path: Path) -> None:
         shutil.rmtree(old)
 
 
-def _build_variant(variant: str, config: Config, work: Path, onnx_path: Path, calib: list[np.ndarray]) -> Path:
+def _build_variant(
+    variant: str, config: Config, parser: BaseParser, work: Path, onnx_path: Path, calib: list[np.ndarray]
+) -> Path:
     engine, _, precision = variant.partition(":")
     if engine == "torch":
         return work / "model_fp32.pt"
@@ -99,8 +102,15 @@ def _build_variant(variant: str, config: Config, work: Path, onnx_path: Path, ca
         )
     quant = config.quantize
     settings = {"onnxruntime": quant.onnxruntime, "openvino": quant.openvino}[engine]
-    quantizer = QUANTIZERS.get(engine)(settings, config.quantize.keep_float)
+    validation = _validation(config, parser) if getattr(settings, "max_accuracy_drop", None) else None
+    quantizer = QUANTIZERS.get(engine)(settings, parser.keep_float_nodes(), validation)
     return quantizer.apply(onnx_path, calib, work)
+
+
+def _validation(config: Config, parser: BaseParser) -> Validation:
+    """Held-out pairs scored with the task's own metric, for accuracy-controlled quantization."""
+    task = TASKS.get(config.inference.task)(config, parser)
+    return Validation(list(parser.validation_pairs()), task.tile_metric)
 
 
 def compress(config_path: str | Path, exp_path: str | Path, overwrite: bool = False) -> Path:
@@ -161,7 +171,7 @@ def _run(config, parser, model, example, work: Path, steps: _Steps, config_path:
     artefacts: dict[str, Path] = {}
     for variant in config.variants():
         with steps.step(f"build {variant}"):
-            artefacts[variant] = _build_variant(variant, config, work, onnx_path, calib)
+            artefacts[variant] = _build_variant(variant, config, parser, work, onnx_path, calib)
     deploy = config.model_copy(deep=True)
     deploy.model.checkpoint = Path("model_fp32.pt")
     deploy.artefacts = {v: str(p.relative_to(work)) for v, p in artefacts.items()}
@@ -189,7 +199,7 @@ def _run(config, parser, model, example, work: Path, steps: _Steps, config_path:
             "num_samples": len(calib),
             "onnxruntime": config.quantize.onnxruntime.model_dump(),
             "openvino": config.quantize.openvino.model_dump(),
-            "keep_float": config.quantize.keep_float,
+            "keep_float": parser.keep_float_nodes(),
         },
         "sha256": files,
         "versions": library_versions(),

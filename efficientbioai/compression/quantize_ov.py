@@ -29,6 +29,10 @@ class OpenVINOQuantizer(Quantizer):
     def apply(self, onnx_path: Path, calibration: list[np.ndarray], out_dir: Path) -> Path:
         import nncf
 
+        nncf.set_log_level(logging.ERROR)
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+        from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
         model = read_onnx(onnx_path)
         names = [op.get_friendly_name() for op in model.get_ops()]
         ignored = []
@@ -44,14 +48,42 @@ class OpenVINOQuantizer(Quantizer):
             "performance": nncf.QuantizationPreset.PERFORMANCE,
             "mixed": nncf.QuantizationPreset.MIXED,
         }[self.settings.preset]
-        quantized = nncf.quantize(
-            model,
-            nncf.Dataset(calibration),
+        common = dict(
             preset=preset,
             subset_size=len(calibration),
             fast_bias_correction=self.settings.fast_bias_correction,
             ignored_scope=nncf.IgnoredScope(names=ignored) if ignored else None,
         )
+        advanced = AdvancedQuantizationParameters(
+            activations_range_estimator_params=getattr(
+                RangeEstimatorParametersSet, self.settings.range_estimator.upper()
+            )
+        )
+        max_drop = self.settings.max_accuracy_drop
+        if max_drop is None:
+            quantized = nncf.quantize(model, nncf.Dataset(calibration), advanced_parameters=advanced, **common)
+        else:
+            quantized = self._with_accuracy_control(nncf, model, calibration, max_drop, advanced, common)
         out = save_ir(quantized, out_dir / "openvino" / "model_int8.xml")
         log.info("OpenVINO int8 (NNCF %s, %d samples) → %s", self.settings.preset, len(calibration), out)
         return out
+
+    def _with_accuracy_control(self, nncf, model, calibration, max_drop, advanced, common):
+        """``nncf.quantize_with_accuracy_control``: revert sensitive layers until the drop is small."""
+        if self.validation is None or not self.validation.pairs:
+            raise ConfigError("quantize.openvino.max_accuracy_drop needs validation pairs (data.validation)")
+        validation = self.validation
+
+        def validate(compiled, items) -> float:
+            return validation.score(lambda x: compiled(x)[0])
+
+        return nncf.quantize_with_accuracy_control(
+            model,
+            nncf.Dataset(calibration),
+            nncf.Dataset(validation.pairs),
+            validation_fn=validate,
+            max_drop=max_drop,
+            drop_type=nncf.DropType.ABSOLUTE,
+            advanced_quantization_parameters=advanced,
+            **common,
+        )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fnmatch
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +14,28 @@ import onnx
 from efficientbioai.errors import ConfigError
 
 
+@dataclass
+class Validation:
+    """Held-out ``(input batch, target)`` pairs and the task metric of a raw output ``(C, *tile)``."""
+
+    pairs: list[tuple[np.ndarray, np.ndarray]]
+    metric: Callable[[np.ndarray, np.ndarray], float]
+
+    def score(self, predict: Callable[[np.ndarray], np.ndarray]) -> float:
+        """Mean metric of ``predict`` (batch in, first output out) over the pairs."""
+        return float(np.mean([self.metric(np.asarray(predict(x))[0], y) for x, y in self.pairs]))
+
+
 class Quantizer(ABC):
     """Turns a verified fp32 ONNX file into an int8 artefact for one engine."""
 
     #: The variant (``engine:precision``) whose artefact this quantizer writes.
     variant: str = ""
 
-    def __init__(self, settings, keep_float: list[str]) -> None:
+    def __init__(self, settings, keep_float: list[str], validation: Validation | None = None) -> None:
         self.settings = settings
         self.keep_float = keep_float
+        self.validation = validation
 
     @abstractmethod
     def apply(self, onnx_path: Path, calibration: list[np.ndarray], out_dir: Path) -> Path:

@@ -89,8 +89,13 @@ class BaseParser(ABC):
         return {n: dict(axes) for n in (*self.input_names, *self.output_names)}
 
     def keep_float_nodes(self) -> list[str]:
-        """ONNX node names (fnmatch patterns) never quantized: the config's list by default."""
-        return list(self.config.quantize.keep_float)
+        """Node names (fnmatch patterns) never quantized: the config's list, else the parser's default."""
+        configured = self.config.quantize.keep_float
+        return list(configured) if configured is not None else self.default_keep_float()
+
+    def default_keep_float(self) -> list[str]:
+        """Layers a family keeps in float unless the config says otherwise (e.g. output heads)."""
+        return []
 
     # -- data ------------------------------------------------------------------------------
     def preprocess(self, image: np.ndarray) -> np.ndarray:
@@ -134,6 +139,21 @@ class BaseParser(ABC):
     def evaluation_samples(self) -> Iterator[Sample]:
         """Images (and ground truth) to score every variant on; never used for calibration."""
         yield from self._split_samples("evaluation", self.config.data.evaluation)
+
+    def validation_pairs(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(input (1, C, *tile), target tile)`` pairs for accuracy-controlled quantization."""
+        spec = self.config.data.validation
+        if spec.shape is None and spec.source == "synthetic":
+            spec = spec.model_copy(update={"shape": list(self.config.inference.tile)})
+        tile = tuple(self.config.inference.tile)
+        rng = np.random.default_rng(1)
+        for sample in self._split_samples("validation", spec):
+            if sample.target is None:
+                raise InputError("data.validation needs targets for accuracy-controlled quantization")
+            x = self.preprocess(sample.image)
+            target = sample.target.reshape(-1, *sample.target.shape[-len(tile) :])
+            both = _random_crop(np.concatenate([x, target.astype(np.float32)]), tile, rng)
+            yield both[None, : len(x)], np.squeeze(both[len(x) :], 0) if len(target) == 1 else both[len(x) :]
 
     def calibration_inputs(self) -> Iterator[np.ndarray]:
         """Preprocessed ``(1, C, *tile)`` arrays for int8 calibration, cropped deterministically."""

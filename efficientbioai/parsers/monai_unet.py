@@ -23,6 +23,16 @@ from efficientbioai.registry import register_parser
 
 NETS = ("UNet", "BasicUNet", "DynUNet")
 
+#: The last decoder stage and output convolution of each net, by exported node name. Kept in
+#: float by default: their inputs join full-resolution skips with upsampled features and have
+#: heavy-tailed ranges (max/std ≈ 60 on the bundled 3D denoiser), which per-tensor int8 resolves
+#: poorly; they are a small share of the compute.
+OUTPUT_LAYERS = {
+    "UNet": ["/model/model.2/*"],
+    "BasicUNet": ["/upcat_1/*", "/final_conv/*"],
+    "DynUNet": ["/output_block/*"],
+}
+
 
 def _net_class(name: str) -> type[nn.Module]:
     try:
@@ -67,6 +77,9 @@ class MonaiUNetParser(BaseParser):
             return cls(**kwargs)
         except (TypeError, ValueError, AssertionError, IndexError) as exc:
             raise ConfigError(f"model.params: cannot build {cls.__name__}({kwargs}): {exc}") from None
+
+    def default_keep_float(self) -> list[str]:
+        return list(OUTPUT_LAYERS[self.params.get("net", "UNet")])
 
     def synthetic_pair(self, split: str, index: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """Fluorescence-like blobs and filaments; target = clean image (denoise) or its mask."""

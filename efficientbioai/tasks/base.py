@@ -51,6 +51,10 @@ class Task(ABC):
     def predict(self, engine: BaseInfer, sample: Sample) -> np.ndarray:
         """The task's output for one sample."""
 
+    def tile_metric(self, raw: np.ndarray, target: np.ndarray) -> float:
+        """The primary metric of one raw network output tile ``(C, *tile)`` against its target."""
+        raise NotImplementedError(f"{type(self).__name__} has no tile metric for accuracy control")
+
     @abstractmethod
     def score(self, output: np.ndarray, reference: np.ndarray) -> dict[str, float]:
         """Metrics of ``output`` against a reference (ground truth or the fp32 output)."""

@@ -28,6 +28,16 @@ class _TiledTask(Task):
     def _raw(self, engine: BaseInfer, sample: Sample) -> np.ndarray:
         return self._window()(self.parser.preprocess(sample.image), engine)
 
+    def finish(self, raw: np.ndarray) -> np.ndarray:
+        """Raw network output ``(C, *spatial)`` → the task's output."""
+        return raw
+
+    def predict(self, engine: BaseInfer, sample: Sample) -> np.ndarray:
+        return self.finish(self._raw(engine, sample))
+
+    def tile_metric(self, raw: np.ndarray, target: np.ndarray) -> float:
+        return self.score(self.finish(raw), target)[self.primary_metric]
+
     def write(self, output: np.ndarray, folder: Path, name: str) -> Path:
         return write_tiff(folder / f"{name}.tif", output)
 
@@ -45,9 +55,8 @@ class ImageToImageTask(_TiledTask):
 
     primary_metric = "pearson"
 
-    def predict(self, engine: BaseInfer, sample: Sample) -> np.ndarray:
-        out = self._raw(engine, sample)
-        return out[0] if out.shape[0] == 1 else out
+    def finish(self, raw: np.ndarray) -> np.ndarray:
+        return raw[0] if raw.shape[0] == 1 else raw
 
     def score(self, output: np.ndarray, reference: np.ndarray) -> dict[str, float]:
         reference = self._match(output, reference)
@@ -60,8 +69,7 @@ class SegmentationTask(_TiledTask):
 
     primary_metric = "dice"
 
-    def predict(self, engine: BaseInfer, sample: Sample) -> np.ndarray:
-        logits = self._raw(engine, sample)
+    def finish(self, logits: np.ndarray) -> np.ndarray:
         if logits.shape[0] == 1:
             prob = 1.0 / (1.0 + np.exp(-logits[0]))
             return (prob > self.config.inference.threshold).astype(np.uint8)
