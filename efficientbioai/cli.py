@@ -42,10 +42,10 @@ def print_report(report: dict) -> None:
     header, rows = summary_rows(report)
     table = Table(title=f"EfficientBioAI — {report['task']} ({report['experiment']})")
     for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i == 0 else "right", no_wrap=i == 0)
+        table.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
     for row in rows:
         table.add_row(*row, style="bold" if row[0] == report["deployed"] else None)
-    console = Console(width=max(120, Console().width))
+    console = Console(width=max(150, Console().width))
     console.print(table)
     for line in notes(report):
         console.print(f"  {line}", style="dim", highlight=False)

@@ -63,3 +63,13 @@ def test_untraceable_model_gives_clear_error(tmp_path):
     with pytest.raises(ExportError, match="cannot export Mute"):
         export_onnx(Mute(), torch.zeros(1, 1, 8, 8), tmp_path / "x.onnx")
     assert np.isfinite(DataDependent()(torch.ones(1, 1, 2, 2))).all()
+
+
+def test_dynamo_exporter_with_dynamic_shapes(tmp_path):
+    cfg = parse_config({"model": {"parser": "monai_unet", "params": {"net": "UNet", **NETS["UNet"]}},
+                        "inference": {"tile": [32, 32]}, "export": {"exporter": "dynamo", "opset": 18}})
+    parser = MonaiUNetParser(cfg)
+    model = parser.load_model()
+    path = export_onnx(model, parser.example_input(), tmp_path / "m.onnx", dynamic_axes=parser.dynamic_axes(),
+                       opset=18, exporter="dynamo")
+    assert verify_onnx(model, path, [torch.randn(3, 1, 48, 64)], 1e-5) < 1e-5

@@ -116,3 +116,57 @@ def test_cli_prints_clear_errors(tmp_path):
         text=True,
     )
     assert res.returncode == 2 and "unknown parser 'resnet9000'" in res.stderr
+
+
+def _deploy_copy(tiny_experiment, tmp_path, **inference):
+    import shutil
+
+    exp = tmp_path / "exp"
+    shutil.copytree(tiny_experiment, exp)
+    data = yaml.safe_load((exp / "deploy.yaml").read_text())
+    data["inference"].update({k: str(v) for k, v in inference.items()})
+    (exp / "deploy.yaml").write_text(yaml.safe_dump(data))
+    return exp / "deploy.yaml"
+
+
+def test_inference_on_user_files_rejects_wrong_shape(tiny_experiment, tmp_path):
+    import numpy as np
+    import tifffile
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    tifffile.imwrite(folder / "stack.tif", np.ones((5, 3, 64, 64), np.uint16))
+    deploy = _deploy_copy(tiny_experiment, tmp_path, input=folder)
+    with pytest.raises(InputError, match="stack.tif: shape \\(5, 3, 64, 64\\) does not fit a 2D model"):
+        run_inference(deploy, variants=["openvino:int8"])
+
+
+def test_inference_on_user_files_writes_tiffs(tiny_experiment, tmp_path):
+    import numpy as np
+    import tifffile
+
+    from efficientbioai.datasets.fluorescence import make_pair
+
+    folder = tmp_path / "imgs"
+    for i in range(2):
+        noisy, clean = make_pair((70, 90), 900 + i)
+        (folder / "raw").mkdir(parents=True, exist_ok=True)
+        (folder / "gt").mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(folder / "raw" / f"img{i}.tif", np.clip(noisy, 0, None).astype(np.uint16))
+        tifffile.imwrite(folder / "gt" / f"img{i}.tif", clean)
+    deploy = _deploy_copy(tiny_experiment, tmp_path, input=folder / "raw", target=folder / "gt",
+                          output_dir=tmp_path / "pred")
+    report = run_inference(deploy, variants=["torch:fp32", "openvino:int8"])
+    assert sorted(p.name for p in (tmp_path / "pred").iterdir()) == ["img0.tif", "img1.tif"]
+    assert tifffile.imread(tmp_path / "pred" / "img0.tif").shape == (70, 90)
+    assert report["variants"][1]["vs_ground_truth"]["pearson"] > 0.5
+
+
+def test_unknown_engine_name_in_config(tiny_config, tmp_path):
+    from efficientbioai.config import load_config
+    from efficientbioai.errors import ConfigError
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(tiny_config.read_text() + "engine: {name: tensorflow, precision: int8}\n")
+    with pytest.raises(ConfigError, match="unknown engine 'tensorflow'"):
+        load_config(bad)

@@ -41,33 +41,22 @@ def export_onnx(
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if exporter == "dynamo":
-                shapes = None
-                if dynamic_axes:
-                    spec = dynamic_axes.get(input_names[0], {})
-                    shapes = ({i: torch.export.Dim.DYNAMIC for i in spec},)
-                torch.onnx.export(
-                    model,
-                    (example,),
-                    str(path),
-                    dynamo=True,
-                    opset_version=opset,
-                    input_names=list(input_names),
-                    output_names=list(output_names),
-                    dynamic_shapes=shapes,
-                    verbose=False,
-                )
+                spec = (dynamic_axes or {}).get(input_names[0])
+                how = {
+                    "dynamo": True,
+                    "dynamic_shapes": ({i: torch.export.Dim.DYNAMIC for i in spec},) if spec else None,
+                }
             else:
-                torch.onnx.export(
-                    model,
-                    (example,),
-                    str(path),
-                    dynamo=False,
-                    opset_version=opset,
-                    input_names=list(input_names),
-                    output_names=list(output_names),
-                    dynamic_axes=dynamic_axes or {},
-                    do_constant_folding=True,
-                )
+                how = {"dynamo": False, "dynamic_axes": dynamic_axes or {}, "do_constant_folding": True}
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                opset_version=opset,
+                input_names=list(input_names),
+                output_names=list(output_names),
+                **how,
+            )
     except Exception as exc:
         raise ExportError(
             f"cannot export {type(model).__name__} to ONNX with the {exporter} exporter: "
