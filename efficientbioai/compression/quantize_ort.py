@@ -9,6 +9,8 @@ saved as ``ort_calibration.json`` and handed to ``quantize_static`` as its calib
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import tempfile
 from pathlib import Path
@@ -66,8 +68,10 @@ def calibrate_ranges(onnx_path: Path, calibration: list[np.ndarray], settings, c
             calibrate_method=_method(settings.method),
             extra_options=extra,
         )
-        calibrator.collect_data(_Reader(input_name, calibration))
-        ranges = calibrator.compute_data()
+        # ORT's histogram calibrators print() progress; keep stdout for our own table.
+        with contextlib.redirect_stdout(io.StringIO()):
+            calibrator.collect_data(_Reader(input_name, calibration))
+            ranges = calibrator.compute_data()
     save_tensors_data(ranges, cache)
     return ranges
 
