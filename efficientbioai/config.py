@@ -170,7 +170,7 @@ class InferenceSection(Section):
 class LatencySection(Section):
     warmup: int = Field(5, ge=0)
     runs: int = Field(30, ge=3)
-    batch_size: int = Field(1, ge=1)
+    batch_size: int | None = Field(None, ge=1, description="tiles per timed call; default inference.batch_size")
 
 
 class EnergySection(Section):

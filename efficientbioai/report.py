@@ -66,7 +66,7 @@ def notes(report: dict) -> list[str]:
     out = [
         f"Task: {report['task']}; deployed variant: {report['deployed']}; "
         f"machine: {report['machine']['cpu']} ({report['machine']['cores']} cores).",
-        f"Latency: one tile batch {model.get('tile', '?')} (batch {lat.get('batch_size')}), "
+        f"Latency: a batch of {lat.get('batch_size')} tile(s) of {model.get('tile', [0, 0, '?'])[2:]}, "
         f"{lat.get('warmup')} warm-up + {lat.get('runs')} timed runs, median and p90; speed-up is "
         f"torch fp32 median ÷ variant median, measured in this run.",
         f"Throughput and energy: whole images ({first.get('images', '?')}) through sliding-window "

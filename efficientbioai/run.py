@@ -52,7 +52,7 @@ def run_inference(
     if REFERENCE in variants:  # the reference first, so the others can be compared with it
         variants = [REFERENCE] + [v for v in variants if v != REFERENCE]
     lat_cfg, energy_cfg = config.report.latency, config.report.energy
-    example = task.example_batch(samples[0], lat_cfg.batch_size)
+    example = task.example_batch(samples[0], lat_cfg.batch_size or config.inference.batch_size)
     reference_outputs: list[np.ndarray] | None = None
     rows = []
     for variant in variants:
