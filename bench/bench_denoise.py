@@ -71,7 +71,8 @@ def table(report: dict, dims: int) -> Table:
     t.caption = (
         f"targets: OV int8 ≥ 10× torch fp32 (measured {torch_ms / int8['latency']['median_ms']:.2f}×), "
         f"≥ 4× OV fp32 ({ov_ms / int8['latency']['median_ms']:.2f}×), Pearson within 0.01 of fp32 "
-        f"({int8['vs_ground_truth']['pearson'] - ref_p:+.4f}); threads {int8['engine']['threads']}, batch {int8['latency']['batch_size']}"
+        f"({int8['vs_ground_truth']['pearson'] - ref_p:+.4f}); "
+        f"threads {int8['engine']['threads']}, batch {int8['latency']['batch_size']}"
     )
     return t
 
