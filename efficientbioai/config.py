@@ -214,8 +214,8 @@ class Config(Section):
     source_dir: Path | None = Field(None, exclude=True)
 
     def variants(self) -> list[str]:
-        """Every variant to build and measure: the report's list plus the deployed one."""
-        out = list(self.report.compare)
+        """Every variant to build and measure: the fp32 reference, the report's list, the deployed one."""
+        out = ["torch:fp32"] + [v for v in self.report.compare if v != "torch:fp32"]
         if self.engine.variant not in out:
             out.append(self.engine.variant)
         return out

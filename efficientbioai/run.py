@@ -48,9 +48,8 @@ def run_inference(
     samples = list(task.samples())
     if not samples:
         raise InputError("no images to run: set inference.input or data.evaluation")
-    variants = variants or config.variants()
-    if REFERENCE in variants:  # the reference first, so the others can be compared with it
-        variants = [REFERENCE] + [v for v in variants if v != REFERENCE]
+    # The fp32 reference always runs first, so every variant is scored against its outputs.
+    variants = [REFERENCE] + [v for v in (variants or config.variants()) if v != REFERENCE]
     lat_cfg, energy_cfg = config.report.latency, config.report.energy
     example = task.example_batch(samples[0], lat_cfg.batch_size or config.inference.batch_size)
     reference_outputs: list[np.ndarray] | None = None
@@ -95,7 +94,7 @@ def run_inference(
         "experiment": str(exp),
         "task": config.inference.task,
         "primary_metric": task.primary_metric,
-        "reference": REFERENCE if REFERENCE in variants else None,
+        "reference": REFERENCE,
         "deployed": config.engine.variant,
         "model": manifest_model,
         "machine": machine(),
