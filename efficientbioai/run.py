@@ -6,6 +6,7 @@ are the reference each compressed variant is scored against, besides the ground 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -106,6 +107,4 @@ def run_inference(
 
 
 def _manifest_model(exp: Path) -> dict:
-    import json
-
     return json.loads((exp / "manifest.json").read_text()).get("model", {})
