@@ -1,0 +1,1 @@
+"""Single-molecule localization microscopy: PSFs, camera, simulation, evaluation, file formats."""
