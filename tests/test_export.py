@@ -66,10 +66,21 @@ def test_untraceable_model_gives_clear_error(tmp_path):
 
 
 def test_dynamo_exporter_with_dynamic_shapes(tmp_path):
-    cfg = parse_config({"model": {"parser": "monai_unet", "params": {"net": "UNet", **NETS["UNet"]}},
-                        "inference": {"tile": [32, 32]}, "export": {"exporter": "dynamo", "opset": 18}})
+    cfg = parse_config(
+        {
+            "model": {"parser": "monai_unet", "params": {"net": "UNet", **NETS["UNet"]}},
+            "inference": {"tile": [32, 32]},
+            "export": {"exporter": "dynamo", "opset": 18},
+        }
+    )
     parser = MonaiUNetParser(cfg)
     model = parser.load_model()
-    path = export_onnx(model, parser.example_input(), tmp_path / "m.onnx", dynamic_axes=parser.dynamic_axes(),
-                       opset=18, exporter="dynamo")
+    path = export_onnx(
+        model,
+        parser.example_input(),
+        tmp_path / "m.onnx",
+        dynamic_axes=parser.dynamic_axes(),
+        opset=18,
+        exporter="dynamo",
+    )
     assert verify_onnx(model, path, [torch.randn(3, 1, 48, 64)], 1e-5) < 1e-5

@@ -154,8 +154,9 @@ def test_inference_on_user_files_writes_tiffs(tiny_experiment, tmp_path):
         (folder / "gt").mkdir(parents=True, exist_ok=True)
         tifffile.imwrite(folder / "raw" / f"img{i}.tif", np.clip(noisy, 0, None).astype(np.uint16))
         tifffile.imwrite(folder / "gt" / f"img{i}.tif", clean)
-    deploy = _deploy_copy(tiny_experiment, tmp_path, input=folder / "raw", target=folder / "gt",
-                          output_dir=tmp_path / "pred")
+    deploy = _deploy_copy(
+        tiny_experiment, tmp_path, input=folder / "raw", target=folder / "gt", output_dir=tmp_path / "pred"
+    )
     report = run_inference(deploy, variants=["torch:fp32", "openvino:int8"])
     assert sorted(p.name for p in (tmp_path / "pred").iterdir()) == ["img0.tif", "img1.tif"]
     assert tifffile.imread(tmp_path / "pred" / "img0.tif").shape == (70, 90)
