@@ -77,6 +77,14 @@ def cmd_train_denoiser(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from efficientbioai.smlm.train import train_dilatedloc
+
+    out = train_dilatedloc(args.config, resume=args.resume)
+    print(f"checkpoint written to {out} (training record: {out.with_suffix('.json')})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="efficientbioai", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
@@ -94,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--variants", help="comma-separated subset, e.g. torch:fp32,openvino:int8")
     i.add_argument("--output_dir", "--output-dir", help="where predictions go (default <exp>/predictions)")
     i.set_defaults(func=cmd_infer)
+
+    tr = sub.add_parser("train", parents=[common], help="train an SMLM model (DilatedLoc) on simulated frames")
+    tr.add_argument("--config", required=True, help="YAML with model, simulation and train sections")
+    tr.add_argument("--resume", action="store_true", help="continue from model.checkpoint")
+    tr.set_defaults(func=cmd_train)
 
     t = sub.add_parser("train-denoiser", parents=[common], help="train a bundled MONAI denoiser on synthetic images")
     t.add_argument("--config", required=True)

@@ -15,12 +15,14 @@ Examples
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from efficientbioai.errors import ConfigError
+from efficientbioai.section import Section
+from efficientbioai.smlm.settings import SimulationSection, TrainSection
 
 PathLike = str | Path
 
@@ -31,12 +33,6 @@ PRECISIONS = {
     "openvino": ("fp32", "bf16", "int8"),
     "tensorrt": ("fp16", "int8"),
 }
-
-
-class Section(BaseModel):
-    """A config block: unknown keys are errors, values are checked when assigned too."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class ModelSection(Section):
@@ -206,6 +202,8 @@ class Config(Section):
     engine: EngineSection = Field(default_factory=EngineSection)
     inference: InferenceSection = Field(default_factory=InferenceSection)
     report: ReportSection = Field(default_factory=ReportSection)
+    simulation: SimulationSection | None = Field(None, description="SMLM microscope and sample model")
+    train: TrainSection | None = Field(None, description="training settings for `efficientbioai train`")
     artefacts: dict[str, str] = Field(
         default_factory=dict, description="written by compress: variant → file, relative to here"
     )
@@ -281,6 +279,8 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
         if field is None:
             return []
         model = field.annotation
+        # an optional section (``X | None``): look inside the union for the section class
+        model = next((a for a in get_args(model) if hasattr(a, "model_fields")), model)
     fields = getattr(model, "model_fields", {})
     return [k for k, f in fields.items() if not f.exclude]
 

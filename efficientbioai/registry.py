@@ -78,6 +78,7 @@ PARSERS = Registry(
     "parser",
     {
         "monai_unet": "efficientbioai.parsers.monai_unet",
+        "dilatedloc": "efficientbioai.parsers.dilatedloc",
     },
 )
 ENGINES = Registry(

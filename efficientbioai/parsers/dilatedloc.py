@@ -1,0 +1,63 @@
+"""Parser for DilatedLoc (SMLM localization): model from ``model.params``, data from ``simulation``.
+
+model:
+  parser: dilatedloc
+  checkpoint: ../efficientbioai/weights/dilatedloc_astig3d.pt
+  params: {width: 48, frames: 1, z_scale: 700, photon_scale: 20000}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+from torch import nn
+
+from efficientbioai.errors import ConfigError
+from efficientbioai.models.dilatedloc import DilatedLoc
+from efficientbioai.parsers.base import BaseParser
+from efficientbioai.registry import register_parser
+
+_PARAMS = ("width", "frames", "z_scale", "photon_scale")
+
+
+@register_parser("dilatedloc")
+class DilatedLocParser(BaseParser):
+    """DilatedLoc; raw camera frames in (the network normalises them itself), 9 maps out."""
+
+    task = "localize"
+
+    @property
+    def spatial_dims(self) -> int:
+        return 2
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.params.get("frames", 1))
+
+    def build_model(self) -> nn.Module:
+        unknown = sorted(set(self.params) - set(_PARAMS))
+        if unknown:
+            raise ConfigError(f"model.params: DilatedLoc has no parameter(s) {unknown}; it accepts {list(_PARAMS)}")
+        return DilatedLoc(**self.params)
+
+    def default_keep_float(self) -> list[str]:
+        """The output heads: offset and photon regression is what int8 hurts first."""
+        return ["/head_*"]
+
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        return np.asarray(image, dtype=np.float32)
+
+    def _simulation(self):
+        if self.config.simulation is None:
+            raise ConfigError("the dilatedloc parser needs a 'simulation' section (pixel size, PSF, camera)")
+        return self.config.simulation
+
+    def calibration_inputs(self) -> Iterator[np.ndarray]:
+        """Simulated frames at the tile size, from the calibration seed range."""
+        from efficientbioai.smlm.train import SEEDS, simulate_batch
+
+        sim = self._simulation().model_copy(update={"frame_shape": list(self.config.inference.tile)})
+        for i in range(self.config.data.calibration.num_samples):
+            frames, _, _ = simulate_batch(sim, 1, SEEDS["calibration"] + i)
+            yield frames

@@ -1,0 +1,76 @@
+"""The ``simulation`` and ``train`` config sections for SMLM models (validated like the rest).
+
+A DilatedLoc config describes the microscope once (``simulation``): training, calibration and
+the evaluation stack all come from it, with disjoint seeds.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from efficientbioai.section import Section
+from efficientbioai.smlm.camera import Camera
+from efficientbioai.smlm.psf import AstigmaticPSF, GaussianPSF
+from efficientbioai.smlm.simulate import EmitterSampler
+
+
+class PSFSection(Section):
+    kind: Literal["gaussian", "astigmatic"] = "astigmatic"
+    sigma_nm: float = Field(100.0, gt=0, description="in-focus Gaussian width")
+    focal_offset_nm: float = 250.0
+    depth_nm: float = Field(280.0, gt=0)
+
+    def build(self) -> GaussianPSF:
+        if self.kind == "gaussian":
+            return GaussianPSF(self.sigma_nm)
+        return AstigmaticPSF(self.sigma_nm, self.focal_offset_nm, self.depth_nm)
+
+
+class CameraSection(Section):
+    qe: float = Field(0.9, gt=0, le=1)
+    em_gain: float | None = Field(300.0, gt=0, description="null for sCMOS (not 0 or 1)")
+    e_per_adu: float = Field(45.0, gt=0)
+    baseline: float = Field(100.0, ge=0)
+    read_sigma: float = Field(74.4, ge=0)
+    spurious: float = Field(0.002, ge=0)
+
+    def build(self) -> Camera:
+        return Camera(**self.model_dump())
+
+
+class SimulationSection(Section):
+    pixel_size: float = Field(100.0, gt=0, description="nm")
+    frame_shape: list[int] = Field(default_factory=lambda: [64, 64])
+    psf: PSFSection = Field(default_factory=PSFSection)
+    camera: CameraSection = Field(default_factory=CameraSection)
+    density_per_um2: tuple[float, float] = (0.05, 0.5)
+    photons: tuple[float, float] = (2000.0, 20000.0)
+    background: tuple[float, float] = (20.0, 200.0)
+    z_range_nm: tuple[float, float] = (-700.0, 700.0)
+    margin_px: float = Field(2.0, ge=0)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> SimulationSection:
+        for name in ("density_per_um2", "photons", "background", "z_range_nm"):
+            lo, hi = getattr(self, name)
+            if lo > hi:
+                raise ValueError(f"{name}: low {lo} is above high {hi}")
+        if len(self.frame_shape) != 2 or min(self.frame_shape) < 8:
+            raise ValueError(f"frame_shape must be two sizes ≥ 8, got {self.frame_shape}")
+        return self
+
+    def sampler(self, density: float) -> EmitterSampler:
+        return EmitterSampler(density, tuple(self.photons), tuple(self.z_range_nm), self.margin_px)
+
+
+class TrainSection(Section):
+    steps: int = Field(3000, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(8e-4, gt=0)
+    lr_decay: float = Field(0.88, gt=0, le=1, description="StepLR factor every lr_step steps")
+    lr_step: int = Field(1000, ge=1)
+    validation_frames: int = Field(64, ge=1)
+    validation_every: int = Field(500, ge=1, description="steps between validation Jaccard/RMSE")
+    seed: int = 0
