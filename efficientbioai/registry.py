@@ -102,6 +102,7 @@ TASKS = Registry(
     {
         "denoise": "efficientbioai.tasks.image_to_image",
         "segment": "efficientbioai.tasks.image_to_image",
+        "localize": "efficientbioai.tasks.localize",
     },
 )
 

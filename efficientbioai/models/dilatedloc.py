@@ -47,6 +47,27 @@ class Head(nn.Module):
         return self.out(self.act(self.conv(x)))
 
 
+class OutputStage(nn.Module):
+    """Head activations and scaling, concatenated into the 9 output maps.
+
+    A module of its own so its nodes export under ``/output/`` and can be kept in float as one
+    group: the channels have very different ranges (p in [0, 1], photons up to ``photon_scale``),
+    so a per-tensor int8 range over the concatenation would erase p.
+    """
+
+    def __init__(self, z_scale: float, photon_scale: float) -> None:
+        super().__init__()
+        self.z_scale = z_scale
+        self.photon_scale = photon_scale
+
+    def forward(self, logit_p: torch.Tensor, xyzi: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        p = torch.sigmoid(torch.clamp(logit_p, -16.0, 16.0))
+        offsets = torch.tanh(xyzi[:, :2])
+        z = torch.tanh(xyzi[:, 2:3]) * self.z_scale
+        photons = torch.sigmoid(xyzi[:, 3:4]) * self.photon_scale
+        return torch.cat([p, offsets, z, photons, torch.sigmoid(sigma) + 0.001], 1)
+
+
 class DilatedLoc(nn.Module):
     """DilatedLoc localization network.
 
@@ -88,6 +109,7 @@ class DilatedLoc(nn.Module):
         self.head_p = Head(f, 1)
         self.head_xyzi = Head(f, 4)
         self.head_sigma = Head(f, 4)
+        self.output = OutputStage(z_scale, photon_scale)
         nn.init.constant_(self.head_p.out.bias, -6.0)  # start with few detections
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,10 +128,4 @@ class DilatedLoc(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.features(x)
-        p = torch.sigmoid(torch.clamp(self.head_p(h), -16.0, 16.0))
-        xyzi = self.head_xyzi(h)
-        offsets = torch.tanh(xyzi[:, :2])
-        z = torch.tanh(xyzi[:, 2:3]) * self.z_scale
-        photons = torch.sigmoid(xyzi[:, 3:4]) * self.photon_scale
-        sigma = torch.sigmoid(self.head_sigma(h)) + 0.001
-        return torch.cat([p, offsets, z, photons, sigma], 1)
+        return self.output(self.head_p(h), self.head_xyzi(h), self.head_sigma(h))

@@ -42,8 +42,8 @@ class DilatedLocParser(BaseParser):
         return DilatedLoc(**self.params)
 
     def default_keep_float(self) -> list[str]:
-        """The output heads: offset and photon regression is what int8 hurts first."""
-        return ["/head_*"]
+        """The output heads and stage: offset and photon regression is what int8 hurts first."""
+        return ["/head_*", "/output/*"]
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         return np.asarray(image, dtype=np.float32)

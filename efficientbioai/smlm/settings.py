@@ -40,6 +40,15 @@ class CameraSection(Section):
         return Camera(**self.model_dump())
 
 
+class TestSetSection(Section):
+    """The simulated evaluation stack (own seeds; never used in training or calibration)."""
+
+    frames: int = Field(200, ge=1)
+    density_per_um2: tuple[float, float] = (0.1, 0.1)
+    photons: tuple[float, float] = (5000.0, 20000.0)
+    background: tuple[float, float] = (20.0, 50.0)
+
+
 class SimulationSection(Section):
     pixel_size: float = Field(100.0, gt=0, description="nm")
     frame_shape: list[int] = Field(default_factory=lambda: [64, 64])
@@ -50,6 +59,7 @@ class SimulationSection(Section):
     background: tuple[float, float] = (20.0, 200.0)
     z_range_nm: tuple[float, float] = (-700.0, 700.0)
     margin_px: float = Field(2.0, ge=0)
+    test: TestSetSection = Field(default_factory=TestSetSection)
 
     @model_validator(mode="after")
     def _ranges(self) -> SimulationSection:
@@ -60,6 +70,13 @@ class SimulationSection(Section):
         if len(self.frame_shape) != 2 or min(self.frame_shape) < 8:
             raise ValueError(f"frame_shape must be two sizes ≥ 8, got {self.frame_shape}")
         return self
+
+    def for_test(self) -> SimulationSection:
+        """This microscope with the test set's sample (density, photons, background)."""
+        t = self.test
+        return self.model_copy(
+            update={"density_per_um2": t.density_per_um2, "photons": t.photons, "background": t.background}
+        )
 
     def sampler(self, density: float) -> EmitterSampler:
         return EmitterSampler(density, tuple(self.photons), tuple(self.z_range_nm), self.margin_px)

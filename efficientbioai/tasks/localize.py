@@ -1,0 +1,97 @@
+"""SMLM localization: a stack of frames in, a localization table out (ThunderSTORM CSV).
+
+The network runs on whole frames (fully convolutional; padded to an even size), the
+spatial integration runs right after it as torch ops, and only the final list of detections
+is built on the host. Scores follow the SMLM challenge (:mod:`efficientbioai.smlm.metrics`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from efficientbioai.engines.base import BaseInfer
+from efficientbioai.errors import ConfigError, InputError
+from efficientbioai.parsers.base import Sample
+from efficientbioai.registry import register_task
+from efficientbioai.smlm.io import write_thunderstorm
+from efficientbioai.smlm.metrics import score_localizations
+from efficientbioai.smlm.postprocess import SpatialIntegration, dense_to_table
+from efficientbioai.tasks.base import Task
+from efficientbioai.tasks.image_io import list_images, read_image
+
+#: Smallest frame side the network accepts (its receptive field is ~67 px; below 8 px nothing works).
+MIN_FRAME = 8
+
+
+def check_stack(stack: np.ndarray, name: str = "stack") -> np.ndarray:
+    """A ``(T, H, W)`` float32 stack, or an :class:`InputError` saying what is wrong."""
+    if stack.ndim == 2:
+        stack = stack[None]
+    if stack.ndim != 3:
+        raise InputError(f"{name}: an SMLM stack must be (frames, height, width); got shape {stack.shape}")
+    if min(stack.shape[1:]) < MIN_FRAME:
+        raise InputError(f"{name}: frames of {stack.shape[1:]} px are smaller than the minimum {MIN_FRAME} px")
+    return np.ascontiguousarray(stack, dtype=np.float32)
+
+
+@register_task("localize")
+class LocalizationTask(Task):
+    """Frames → localizations (frame, x, y, z in nm, photons, uncertainty, score)."""
+
+    primary_metric = "jaccard"
+
+    def _simulation(self):
+        sim = self.config.simulation
+        if sim is None:
+            raise ConfigError("the localize task needs a 'simulation' section (pixel size at least)")
+        return sim
+
+    def samples(self) -> Iterator[Sample]:
+        inf = self.config.inference
+        if inf.input is not None:
+            for path in list_images(inf.input):
+                yield Sample(path.stem, check_stack(read_image(path), str(path)), None)
+            return
+        from efficientbioai.smlm.train import SEEDS, simulate_batch, truth_table
+
+        sim = self._simulation().for_test()
+        frames, truth, mask = simulate_batch(sim, sim.test.frames, SEEDS["evaluation"])
+        yield Sample("simulated_test", frames[:, 0], truth_table(truth, mask, sim.pixel_size))
+
+    def example_batch(self, sample: Sample, batch_size: int) -> np.ndarray:
+        h, w = self.config.inference.tile
+        frames = sample.image[:batch_size, :h, :w]
+        reps = -(-batch_size // len(frames))
+        return np.ascontiguousarray(np.tile(frames, (reps, 1, 1))[:batch_size, None])
+
+    def predict(self, engine: BaseInfer, sample: Sample) -> np.ndarray:
+        stack = check_stack(sample.image, sample.name)
+        t, h, w = stack.shape
+        pad = ((0, 0), (0, h % 2), (0, w % 2))  # one 2× pooling inside the network
+        stack = np.pad(stack, pad, mode="edge") if any(p[1] for p in pad) else stack
+        post = SpatialIntegration(self._simulation().pixel_size)
+        bs = self.config.inference.batch_size
+        batches = (stack[i : i + bs, None] for i in range(0, t, bs))
+        tables = []
+        for i, out in enumerate(engine.map_batches(batches)):
+            dense = post(torch.from_numpy(np.asarray(out)[..., :h, :w]))
+            tables.append(dense_to_table(dense, first_frame=i * bs + 1))
+        return np.concatenate(tables) if tables else np.zeros((0, 7))
+
+    def score(self, output: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+        s = score_localizations(output, reference)
+        return {
+            "jaccard": s.jaccard,
+            "recall": s.recall,
+            "precision": s.precision,
+            "rmse_lateral": s.rmse_lateral,
+            "rmse_axial": s.rmse_axial,
+            "efficiency_3d": s.efficiency_3d,
+        }
+
+    def write(self, output: np.ndarray, folder: Path, name: str) -> Path:
+        return write_thunderstorm(folder / f"{name}.csv", output[:, :6])
