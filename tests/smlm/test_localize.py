@@ -1,0 +1,87 @@
+"""The localize task and the dilatedloc parser, end to end on a small untrained network."""
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from efficientbioai.compression.pipeline import compress, create_parser
+from efficientbioai.config import parse_config
+from efficientbioai.engines.torch_engine import TorchModule
+from efficientbioai.errors import ConfigError, InputError
+from efficientbioai.registry import TASKS
+from efficientbioai.run import run_inference
+from efficientbioai.smlm.io import read_localizations
+from efficientbioai.tasks.localize import check_stack
+from tests.helpers import write_config
+
+CFG = {
+    "model": {"parser": "dilatedloc", "params": {"width": 8}},
+    "simulation": {"frame_shape": [32, 32], "test": {"frames": 6}},
+    "data": {"calibration": {"num_samples": 4}},
+    "inference": {"task": "localize", "tile": [32, 32], "batch_size": 4},
+    "report": {
+        "compare": ["torch:fp32", "openvino:int8", "onnxruntime:int8"],
+        "latency": {"warmup": 1, "runs": 3},
+        "energy": {"enabled": False},
+    },
+}
+
+
+def test_stack_checks():
+    assert check_stack(np.zeros((16, 16))).shape == (1, 16, 16)
+    with pytest.raises(InputError, match="must be \\(frames, height, width\\)"):
+        check_stack(np.zeros((2, 3, 16, 16)), "x.tif")
+    with pytest.raises(InputError, match="smaller than the minimum"):
+        check_stack(np.zeros((5, 4, 16)))
+
+
+def test_parser_validates_params_and_needs_simulation():
+    with pytest.raises(ConfigError, match="no parameter\\(s\\) \\['depth'\\]"):
+        create_parser(parse_config({**CFG, "model": {"parser": "dilatedloc", "params": {"depth": 3}}})).build_model()
+    parser = create_parser(parse_config({**CFG, "simulation": None}))
+    with pytest.raises(ConfigError, match="needs a 'simulation' section"):
+        next(parser.calibration_inputs())
+
+
+def test_predict_odd_frames_and_empty_frames():
+    cfg = parse_config(CFG)
+    parser = create_parser(cfg)
+    task = TASKS.get("localize")(cfg, parser)
+    model = parser.build_model().eval()
+    with torch.no_grad():
+        model.head_p.out.bias.fill_(16.0)  # every pixel "detects": exercises the whole path
+    from efficientbioai.parsers.base import Sample
+
+    table = task.predict(TorchModule(model), Sample("odd", np.full((3, 33, 35), 100.0, np.float32)))
+    assert table.shape[1] == 7 and set(np.unique(table[:, 0])) <= {1.0, 2.0, 3.0}
+    # the padded column/row is cropped: centres stop at the last real pixel (offsets reach ±1 px)
+    assert table[:, 1].max() <= (34 + 0.5 + 1) * 100 and table[:, 2].max() <= (32 + 0.5 + 1) * 100
+    with torch.no_grad():
+        model.head_p.out.bias.fill_(-16.0)
+    empty = task.predict(TorchModule(model), Sample("empty", np.zeros((2, 32, 32), np.float32)))
+    assert empty.shape == (0, 7)
+
+
+def test_compress_and_localize_end_to_end(tmp_path):
+    deploy = compress(write_config(tmp_path, CFG), tmp_path / "exp")
+    report = run_inference(deploy)
+    rows = {r["variant"]: r for r in report["variants"]}
+    assert report["primary_metric"] == "jaccard"
+    assert set(rows["torch:fp32"]["vs_ground_truth"]) >= {"jaccard", "rmse_lateral", "efficiency_3d"}
+    csv = rows["openvino:int8"]["outputs"][0]
+    assert csv.endswith(".csv") and read_localizations(csv).shape[1] == 6
+    manifest = (tmp_path / "exp" / "manifest.json").read_text()
+    assert "/head_*" in manifest and "/output/*" in manifest
+
+
+def test_user_stack_is_checked(tmp_path):
+    deploy = compress(write_config(tmp_path, CFG), tmp_path / "exp")
+    tifffile.imwrite(tmp_path / "bad.tif", np.zeros((2, 2, 32, 32), np.uint16))
+    import yaml
+
+    data = yaml.safe_load(deploy.read_text())
+    data["inference"]["input"] = str(tmp_path / "bad.tif")
+    deploy.write_text(yaml.safe_dump(data))
+    with pytest.raises(InputError, match="bad.tif: an SMLM stack must be"):
+        run_inference(deploy, variants=["openvino:int8"])
