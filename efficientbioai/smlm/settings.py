@@ -17,15 +17,32 @@ from efficientbioai.smlm.simulate import EmitterSampler
 
 
 class PSFSection(Section):
-    kind: Literal["gaussian", "astigmatic"] = "astigmatic"
-    sigma_nm: float = Field(100.0, gt=0, description="in-focus Gaussian width")
+    kind: Literal["gaussian", "astigmatic", "pupil"] = "astigmatic"
+    sigma_nm: float = Field(100.0, gt=0, description="gaussian/astigmatic: in-focus width")
     focal_offset_nm: float = 250.0
     depth_nm: float = Field(280.0, gt=0)
+    na: float = Field(1.49, gt=0, description="pupil: numerical aperture")
+    wavelength_nm: float = Field(660.0, gt=0)
+    n_immersion: float = Field(1.518, gt=1)
+    preset: Literal["astigmatic", "saddle_point", "tetrapod_3um", "tetrapod_6um"] | None = "astigmatic"
+    zernike_nm: list[tuple[int, int, float]] = Field(
+        default_factory=list, description="pupil: extra [n, m, nm] terms added to the preset's"
+    )
 
-    def build(self) -> GaussianPSF:
+    def build(self):
         if self.kind == "gaussian":
             return GaussianPSF(self.sigma_nm)
-        return AstigmaticPSF(self.sigma_nm, self.focal_offset_nm, self.depth_nm)
+        if self.kind == "astigmatic":
+            return AstigmaticPSF(self.sigma_nm, self.focal_offset_nm, self.depth_nm)
+        from efficientbioai.smlm.pupil import PRESETS, PupilPSF
+
+        coeffs = dict(PRESETS[self.preset]) if self.preset else {}
+        for n, m, c in self.zernike_nm:
+            coeffs[(n, m)] = coeffs.get((n, m), 0.0) + c
+        try:
+            return PupilPSF(self.na, self.wavelength_nm, self.n_immersion, coeffs)
+        except ValueError as exc:
+            raise ValueError(f"psf: {exc}") from None
 
 
 class CameraSection(Section):

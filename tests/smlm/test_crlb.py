@@ -25,3 +25,11 @@ def test_astigmatic_axial_bound_is_finite_over_range():
     z = np.linspace(-700, 700, 8)
     b = crlb(AstigmaticPSF(100.0), z, photons=5000, background=20)
     assert b.shape == (8, 5) and np.isfinite(b[:, 2]).all() and (b[:, 2] < 100).all()
+
+
+def test_pupil_psfs_have_bounds_and_tetrapod_covers_a_longer_range():
+    from efficientbioai.smlm.pupil import PRESETS, PupilPSF
+
+    z = np.array([-600.0, 0.0, 600.0])
+    astig = crlb(PupilPSF(zernike_nm=PRESETS["astigmatic"], oversample=2), z, photons=5000, background=20)
+    assert np.isfinite(astig).all() and (astig[:, 0] < 30).all() and (astig[:, 2] < 100).all()
