@@ -40,7 +40,7 @@ def crlb(
     out = []
     for z in np.atleast_1d(np.asarray(z_nm, dtype=float)):
 
-        def unit(dx: float = 0.0, dy: float = 0.0, dz: float = 0.0) -> np.ndarray:
+        def unit(dx: float = 0.0, dy: float = 0.0, dz: float = 0.0, z: float = z) -> np.ndarray:
             xyz = np.array([[centre + dx, centre + dy, z + dz]])
             return psf.render(xyz, np.array([1.0]), (roi, roi), pixel_size).astype(np.float64).ravel()
 
