@@ -45,7 +45,7 @@ def print_report(report: dict) -> None:
         table.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
     for row in rows:
         table.add_row(*row, style="bold" if row[0] == report["deployed"] else None)
-    console = Console(width=max(150, Console().width))
+    console = Console(width=max(170, Console().width))
     console.print(table)
     for line in notes(report):
         console.print(f"  {line}", style="dim", highlight=False)

@@ -11,17 +11,23 @@ from efficientbioai.manifest import write_json
 
 REFERENCE = "torch:fp32"
 
-COLUMNS = [
-    "variant",
-    "latency ms (median / p90)",
-    "speed-up",
-    "images/s",
-    "energy J/image",
-    "energy saved",
-    "size MB",
-    "{metric} vs truth",
-    "{metric} vs fp32",
-]
+COLUMNS = ["variant", "ms (median/p90)", "speed-up", "{unit}/s", "J/{one}", "energy saved", "MB"]
+
+
+_PRETTY = {
+    "pearson": "Pearson",
+    "dice": "Dice",
+    "jaccard": "Jaccard",
+    "rmse_lateral": "RMSE xy nm",
+    "rmse_axial": "RMSE z nm",
+    "efficiency_3d": "Eff. 3D",
+    "psnr": "PSNR dB",
+    "ssim": "SSIM",
+}
+
+
+def _pretty(metric: str) -> str:
+    return _PRETTY.get(metric, metric)
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -33,7 +39,10 @@ def summary_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     metric = report["primary_metric"]
     rows = report["variants"]
     ref = next((r for r in rows if r["variant"] == REFERENCE), None)
-    header = [c.format(metric=metric) for c in COLUMNS]
+    unit = report.get("unit", "images")
+    truth_metrics = report.get("report_metrics", [metric])
+    header = [c.format(unit=unit, one=unit.removesuffix("s")) for c in COLUMNS]
+    header += [_pretty(m) for m in truth_metrics] + [f"{_pretty(metric)} vs fp32"]
     table = []
     for r in rows:
         lat = r["latency"]
@@ -41,16 +50,17 @@ def summary_rows(report: dict) -> tuple[list[str], list[list[str]]]:
         saved = None
         if ref and ref["energy_kwh"] and r["energy_kwh"] is not None:
             saved = 100 * (1 - r["energy_kwh"] / ref["energy_kwh"])
+        truth = r.get("vs_ground_truth", {})
         table.append(
             [
                 r["variant"],
                 f"{lat['median_ms']:.1f} / {lat['p90_ms']:.1f}",
                 _fmt(speed, ".2f") + ("×" if speed else ""),
-                f"{r['images_per_s']:.2f}",
-                _fmt(r["energy_j_per_image"], ".2f"),
+                f"{r['units_per_s']:.2f}",
+                _fmt(r["energy_j_per_unit"], ".2f"),
                 _fmt(saved, ".0f") + ("%" if saved is not None else ""),
                 f"{r['artefact_bytes'] / 1e6:.2f}",
-                _fmt(r.get("vs_ground_truth", {}).get(metric), ".4f"),
+                *(_fmt(truth.get(m), ".4f" if abs(truth.get(m) or 0) < 10 else ".1f") for m in truth_metrics),
                 _fmt(r.get("vs_fp32", {}).get(metric), ".4f"),
             ]
         )
@@ -69,11 +79,12 @@ def notes(report: dict) -> list[str]:
         f"Latency: a batch of {lat.get('batch_size')} tile(s) of {model.get('tile', [0, 0, '?'])[2:]}, "
         f"{lat.get('warmup')} warm-up + {lat.get('runs')} timed runs, median and p90; speed-up is "
         f"torch fp32 median ÷ variant median, measured in this run.",
-        f"Throughput and energy: whole images ({first.get('images', '?')}) through sliding-window "
-        f"tiling; energy by CodeCarbon, method: {first.get('energy_method', '?')}.",
+        f"Throughput and energy: {first.get('units', '?')} whole {report.get('unit', 'images')} end to end "
+        f"(tiling, pre- and post-processing included); energy by CodeCarbon, method: "
+        f"{first.get('energy_method', '?')}.",
         f"Model: {model.get('parameters', 0):,} parameters, "
         f"{model.get('flops_per_tile', 0) / 1e9:.2f} GFLOPs per tile.",
-        "'vs truth' scores against ground truth; 'vs fp32' against the torch fp32 output on the same input.",
+        "Metric columns score against ground truth; 'vs fp32' against the torch fp32 output on the same input.",
     ]
     threads = {str(r["engine"].get("threads")) for r in rows}
     out.append(f"Threads: {', '.join(sorted(threads))}.")

@@ -65,15 +65,16 @@ def run_inference(
             for sample in tqdm(samples, desc=variant, leave=False):
                 outputs.append(task.predict(engine, sample))
             seconds = time.perf_counter() - start
+        units = sum(task.count(s) for s in samples)
         row = {
             "variant": variant,
             "engine": engine.describe(),
             "latency": latency.as_dict(),
-            "images": len(samples),
+            "units": units,
             "seconds": seconds,
-            "images_per_s": len(samples) / seconds,
+            "units_per_s": units / seconds,
             "energy_kwh": meter.kwh,
-            "energy_j_per_image": meter.joules_per(len(samples)),
+            "energy_j_per_unit": meter.joules_per(units),
             "energy_method": meter.method,
             "artefact_bytes": artefact_size(config.artefact(variant)),
         }
@@ -95,6 +96,8 @@ def run_inference(
         "experiment": str(exp),
         "task": config.inference.task,
         "primary_metric": task.primary_metric,
+        "report_metrics": list(task.report_metrics or (task.primary_metric,)),
+        "unit": task.unit,
         "reference": REFERENCE,
         "deployed": config.engine.variant,
         "model": manifest_model,

@@ -20,6 +20,14 @@ class Task(ABC):
 
     #: The metric the report leads with (a key of :meth:`score`'s result).
     primary_metric: str = ""
+    #: Metrics shown against ground truth in the report table (default: the primary one).
+    report_metrics: tuple[str, ...] = ()
+    #: What throughput and energy are counted in (``images``, ``frames``, ...).
+    unit: str = "images"
+
+    def count(self, sample: Sample) -> int:
+        """Units of work in one sample (1 image; the number of frames of a stack)."""
+        return 1
 
     def __init__(self, config: Config, parser: BaseParser) -> None:
         self.config = config

@@ -43,6 +43,11 @@ class LocalizationTask(Task):
     """Frames → localizations (frame, x, y, z in nm, photons, uncertainty, score)."""
 
     primary_metric = "jaccard"
+    report_metrics = ("jaccard", "rmse_lateral", "rmse_axial", "efficiency_3d")
+    unit = "frames"
+
+    def count(self, sample: Sample) -> int:
+        return int(len(sample.image))
 
     def _simulation(self):
         sim = self.config.simulation

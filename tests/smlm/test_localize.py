@@ -28,6 +28,21 @@ CFG = {
 }
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """CFG with a checkpoint trained for 40 steps (untrained nets saturate their heads on raw ADU)."""
+    from efficientbioai.smlm.train import train_dilatedloc
+
+    folder = tmp_path_factory.mktemp("dl")
+    cfg = {
+        **CFG,
+        "model": {**CFG["model"], "checkpoint": str(folder / "dl.pt")},
+        "train": {"steps": 40, "batch_size": 4, "validation_every": 40, "validation_frames": 8},
+    }
+    train_dilatedloc(write_config(folder, cfg))
+    return cfg
+
+
 def test_stack_checks():
     assert check_stack(np.zeros((16, 16))).shape == (1, 16, 16)
     with pytest.raises(InputError, match="must be \\(frames, height, width\\)"):
@@ -63,8 +78,8 @@ def test_predict_odd_frames_and_empty_frames():
     assert empty.shape == (0, 7)
 
 
-def test_compress_and_localize_end_to_end(tmp_path):
-    deploy = compress(write_config(tmp_path, CFG), tmp_path / "exp")
+def test_compress_and_localize_end_to_end(tmp_path, trained):
+    deploy = compress(write_config(tmp_path, trained), tmp_path / "exp")
     report = run_inference(deploy)
     rows = {r["variant"]: r for r in report["variants"]}
     assert report["primary_metric"] == "jaccard"
@@ -75,8 +90,8 @@ def test_compress_and_localize_end_to_end(tmp_path):
     assert "/head_*" in manifest and "/output/*" in manifest
 
 
-def test_user_stack_is_checked(tmp_path):
-    deploy = compress(write_config(tmp_path, CFG), tmp_path / "exp")
+def test_user_stack_is_checked(tmp_path, trained):
+    deploy = compress(write_config(tmp_path, trained), tmp_path / "exp")
     tifffile.imwrite(tmp_path / "bad.tif", np.zeros((2, 2, 32, 32), np.uint16))
     import yaml
 
