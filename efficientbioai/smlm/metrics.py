@@ -154,3 +154,25 @@ def score_localizations(
         dy_mean=float(mean[1]),
         dz_mean=float(mean[2]),
     )
+
+
+def rmse_by_z(
+    pred: np.ndarray, truth: np.ndarray, edges_nm: np.ndarray, method: str = "greedy"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lateral and axial RMSE of matched localizations in bins of true z.
+
+    Returns ``(bin centres, rmse_lateral per axis (√(Σ(dx²+dy²)/2TP), comparable to a per-axis
+    CRLB), rmse_axial)``; bins without matches are NaN.
+    """
+    pred, truth = _table(pred, "pred"), _table(truth, "truth")
+    pi, gi = match_localizations(pred, truth, method=method)
+    d = pred[pi, 1:4] - truth[gi, 1:4]
+    z = truth[gi, 3]
+    centres = (edges_nm[:-1] + edges_nm[1:]) / 2
+    lat, ax = np.full(len(centres), np.nan), np.full(len(centres), np.nan)
+    for i in range(len(centres)):
+        sel = (z >= edges_nm[i]) & (z < edges_nm[i + 1])
+        if sel.any():
+            lat[i] = np.sqrt(np.mean((d[sel, 0] ** 2 + d[sel, 1] ** 2) / 2))
+            ax[i] = np.sqrt(np.mean(d[sel, 2] ** 2))
+    return centres, lat, ax

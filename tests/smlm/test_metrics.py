@@ -40,3 +40,18 @@ def test_greedy_versus_hungarian():
 def test_bad_table():
     with pytest.raises(ValueError, match="columns frame, x, y, z"):
         score_localizations(np.zeros((3, 2)), np.zeros((0, 4)))
+
+
+def test_rmse_by_z_and_plot(tmp_path):
+    from efficientbioai.smlm.metrics import rmse_by_z
+    from efficientbioai.smlm.plots import plot_rmse_vs_crlb
+
+    rng = np.random.default_rng(0)
+    z = rng.uniform(-600, 600, 400)
+    truth = np.column_stack([np.arange(400) + 1, np.full(400, 500.0), np.full(400, 500.0), z])
+    pred = truth + np.column_stack([np.zeros(400), rng.normal(0, 10, (400, 2)), rng.normal(0, 30, 400)])
+    centres, lat, ax = rmse_by_z(pred, truth, np.linspace(-600, 600, 7))
+    assert len(centres) == 6
+    assert np.allclose(lat, 10, rtol=0.3) and np.allclose(ax, 30, rtol=0.3)
+    png = plot_rmse_vs_crlb(centres, lat, ax, lat * 0.8, ax * 0.8, tmp_path / "p.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
