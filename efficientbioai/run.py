@@ -89,6 +89,8 @@ def run_inference(
         if write == "all" or (write == "deploy" and variant == config.engine.variant):
             folder = out_dir if write == "deploy" else out_dir / variant.replace(":", "_")
             row["outputs"] = [str(task.write(o, folder, s.name)) for o, s in zip(outputs, samples)]
+        if variant == config.engine.variant:
+            row["extras"] = task.extras(outputs, samples, out_dir)
         rows.append(row)
         del engine
     manifest_model = _manifest_model(exp)

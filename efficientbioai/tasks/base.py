@@ -67,6 +67,10 @@ class Task(ABC):
     def score(self, output: np.ndarray, reference: np.ndarray) -> dict[str, float]:
         """Metrics of ``output`` against a reference (ground truth or the fp32 output)."""
 
+    def extras(self, outputs: list[np.ndarray], samples: list[Sample], folder: Path) -> dict:
+        """Task-specific figures or files for the deployed variant (none by default)."""
+        return {}
+
     @abstractmethod
     def write(self, output: np.ndarray, folder: Path, name: str) -> Path:
         """Save one output; returns the file written."""

@@ -98,5 +98,37 @@ class LocalizationTask(Task):
             "efficiency_3d": s.efficiency_3d,
         }
 
+    def extras(self, outputs: list[np.ndarray], samples: list[Sample], folder: Path) -> dict:
+        """A super-resolution rendering per stack and, with ground truth, RMSE vs CRLB over z."""
+        from efficientbioai.smlm.crlb import crlb
+        from efficientbioai.smlm.metrics import rmse_by_z
+        from efficientbioai.smlm.plots import plot_rmse_vs_crlb
+        from efficientbioai.smlm.render import render, save_rendering
+
+        sim = self._simulation()
+        files = {}
+        for output, sample in zip(outputs, samples):
+            field = (sample.image.shape[1] * sim.pixel_size, sample.image.shape[2] * sim.pixel_size)
+            tif, png = save_rendering(render(output, field, 10.0, "gaussian"), folder / f"{sample.name}_sr")
+            files[f"{sample.name}_render"] = str(png)
+            if sample.target is None or len(output) == 0:
+                continue
+            lo, hi = sim.z_range_nm if sim.z_range_nm[1] > sim.z_range_nm[0] else (-1.0, 1.0)
+            edges = np.linspace(lo, hi, 8)
+            z, lat, ax = rmse_by_z(output, sample.target, edges)
+            test = sim.for_test()
+            bound = crlb(
+                sim.psf.build(),
+                z,
+                float(np.mean(test.photons)),
+                float(np.mean(test.background)),
+                sim.pixel_size,
+                emccd=sim.camera.em_gain is not None,
+            )
+            plot = plot_rmse_vs_crlb(z, lat, ax, bound[:, 0], bound[:, 2], folder / f"{sample.name}_rmse_vs_crlb.png")
+            files[f"{sample.name}_rmse_vs_crlb"] = str(plot)
+            files["mean_crlb_lateral_nm"] = float(np.nanmean(bound[:, 0]))
+        return files
+
     def write(self, output: np.ndarray, folder: Path, name: str) -> Path:
         return write_thunderstorm(folder / f"{name}.csv", output[:, :6])
