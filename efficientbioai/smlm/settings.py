@@ -76,6 +76,7 @@ class SimulationSection(Section):
     background: tuple[float, float] = (20.0, 200.0)
     z_range_nm: tuple[float, float] = (-700.0, 700.0)
     margin_px: float = Field(2.0, ge=0)
+    blink_mean_frames: float = Field(2.0, ge=1.0, description="mean on-time (frames) for temporal context")
     test: TestSetSection = Field(default_factory=TestSetSection)
 
     @model_validator(mode="after")

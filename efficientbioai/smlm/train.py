@@ -34,28 +34,76 @@ log = logging.getLogger(__name__)
 SEEDS = {"train": 0, "validation": 10_000_000, "calibration": 20_000_000, "evaluation": 30_000_000}
 
 
-def simulate_batch(sim: SimulationSection, batch: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``frames (B, 1, H, W)`` in ADU, ``truth (B, M, 4)`` (x, y in px; z nm; photons), ``mask (B, M)``.
+def _blinking_window(sim: SimulationSection, frames: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Emitters ``(N, 4)`` (x, y, z nm, photons) for ``frames`` consecutive frames of one sample.
 
-    Density, background and per-emitter values are drawn per frame from the configured ranges.
+    Emitters switch on at random times and stay on for a geometric number of frames with mean
+    ``sim.blink_mean_frames`` (a burn-in before the window makes the state stationary); position
+    and z are fixed while on, photons vary per frame. With one frame this is a plain draw.
+    """
+    shape = tuple(sim.frame_shape)
+    density = rng.uniform(*sim.density_per_um2)
+    if frames == 1:
+        return [sim.sampler(density).sample(shape, sim.pixel_size, rng)]
+    mean_on = sim.blink_mean_frames
+    burn_in = int(np.ceil(4 * mean_on))
+    births = []
+    for t in range(-burn_in, frames):
+        em = sim.sampler(density / mean_on).sample(shape, sim.pixel_size, rng)  # new emitters this frame
+        life = rng.geometric(1.0 / mean_on, len(em))
+        births.append((t, em, life))
+    window = []
+    for t in range(frames):
+        alive = [em[(t >= start) & (t < start + life)] for start, em, life in births]
+        em = np.concatenate(alive) if alive else np.zeros((0, 4))
+        em[:, 3] = rng.uniform(*sim.photons, len(em))  # a fresh photon count every frame
+        window.append(em)
+    return window
+
+
+def simulate_blinking_stack(sim: SimulationSection, n_frames: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A stack of consecutive frames of blinking emitters and its ground truth table
+    (``frame`` 1-based, x, y, z in nm, photons) — the evaluation data for temporal context."""
+    rng = np.random.default_rng(seed)
+    psf, camera = sim.psf.build(), sim.camera.build()
+    shape = tuple(sim.frame_shape)
+    window = _blinking_window(sim, n_frames, rng)
+    background = rng.uniform(*sim.background)
+    frames = np.stack(
+        [camera.forward(psf.render(em[:, :3], em[:, 3], shape, sim.pixel_size) + background, rng) for em in window]
+    )
+    truth = np.concatenate([np.column_stack([np.full(len(em), t + 1.0), em]) for t, em in enumerate(window)])
+    return frames.astype(np.float32), truth
+
+
+def simulate_batch(
+    sim: SimulationSection, batch: int, seed: int, frames: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``frames (B, F, H, W)`` in ADU, ``truth (B, M, 4)`` (x, y in px; z nm; photons), ``mask (B, M)``.
+
+    Density, background and per-emitter values are drawn per sample from the configured ranges.
+    With ``frames = 3`` each sample is three consecutive frames of blinking emitters and the truth
+    is the middle frame's (DilatedLoc's temporal context).
     """
     rng = np.random.default_rng(seed)
     psf, camera = sim.psf.build(), sim.camera.build()
     shape = tuple(sim.frame_shape)
-    frames = np.empty((batch, 1, *shape), np.float32)
+    out = np.empty((batch, frames, *shape), np.float32)
     emitters = []
     for b in range(batch):
-        em = sim.sampler(rng.uniform(*sim.density_per_um2)).sample(shape, sim.pixel_size, rng)
-        expected = psf.render(em[:, :3], em[:, 3], shape, sim.pixel_size) + rng.uniform(*sim.background)
-        frames[b, 0] = camera.forward(expected, rng)
-        emitters.append(em)
+        window = _blinking_window(sim, frames, rng)
+        background = rng.uniform(*sim.background)
+        for f, em in enumerate(window):
+            expected = psf.render(em[:, :3], em[:, 3], shape, sim.pixel_size) + background
+            out[b, f] = camera.forward(expected, rng)
+        emitters.append(window[frames // 2])
     m = max(1, max(len(e) for e in emitters))
     truth = np.zeros((batch, m, 4), np.float32)
     mask = np.zeros((batch, m), bool)
     for b, em in enumerate(emitters):
         truth[b, : len(em)] = np.column_stack([em[:, 0] / sim.pixel_size, em[:, 1] / sim.pixel_size, em[:, 2:4]])
         mask[b, : len(em)] = True
-    return frames, truth, mask
+    return out, truth, mask
 
 
 def truth_table(truth: np.ndarray, mask: np.ndarray, pixel_size: float, first_frame: int = 1) -> np.ndarray:
@@ -65,15 +113,15 @@ def truth_table(truth: np.ndarray, mask: np.ndarray, pixel_size: float, first_fr
     return np.column_stack([b + first_frame, t[:, 0] * pixel_size, t[:, 1] * pixel_size, t[:, 2], t[:, 3]])
 
 
-def validate(model: torch.nn.Module, sim: SimulationSection, frames: int, batch: int = 16) -> dict:
+def validate(model: torch.nn.Module, sim: SimulationSection, n: int, batch: int = 16, frames: int = 1) -> dict:
     """Jaccard, RMSE and efficiency of ``model`` on a fixed simulated validation stack."""
     post = SpatialIntegration(sim.pixel_size)
     preds, truths = [], []
     model.eval()
     with torch.no_grad():
-        for start in range(0, frames, batch):
-            n = min(batch, frames - start)
-            x, t, m = simulate_batch(sim, n, SEEDS["validation"] + start)
+        for start in range(0, n, batch):
+            size = min(batch, n - start)
+            x, t, m = simulate_batch(sim, size, SEEDS["validation"] + start, frames=frames)
             preds.append(dense_to_table(post(model(torch.from_numpy(x))), first_frame=start + 1))
             truths.append(truth_table(t, m, sim.pixel_size, first_frame=start + 1))
     score = score_localizations(np.concatenate(preds), np.concatenate(truths))
@@ -103,7 +151,9 @@ def train_dilatedloc(config: Config | str | Path, resume: bool = False) -> Path:
     bar = tqdm(range(settings.steps), desc="training DilatedLoc", mininterval=2.0)
     for step in bar:
         model.train()
-        x, t, m = simulate_batch(sim, settings.batch_size, SEEDS["train"] + settings.seed * 1_000_003 + step)
+        x, t, m = simulate_batch(
+            sim, settings.batch_size, SEEDS["train"] + settings.seed * 1_000_003 + step, frames=model.frames
+        )
         loss, parts = dilatedloc_loss(
             model(torch.from_numpy(x)), torch.from_numpy(t), torch.from_numpy(m), z_scale, photon_scale
         )
@@ -115,7 +165,7 @@ def train_dilatedloc(config: Config | str | Path, resume: bool = False) -> Path:
         if step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.1f}", **{k: f"{v:.1f}" for k, v in parts.items()})
         if (step + 1) % settings.validation_every == 0 or step + 1 == settings.steps:
-            val = validate(model, sim, settings.validation_frames)
+            val = validate(model, sim, settings.validation_frames, frames=model.frames)
             val.update(step=step + 1, loss=round(loss.item(), 3))
             history.append(val)
             log.info(

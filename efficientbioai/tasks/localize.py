@@ -61,17 +61,31 @@ class LocalizationTask(Task):
             for path in list_images(inf.input):
                 yield Sample(path.stem, check_stack(read_image(path), str(path)), None)
             return
-        from efficientbioai.smlm.train import SEEDS, simulate_batch, truth_table
+        from efficientbioai.smlm.train import SEEDS, simulate_batch, simulate_blinking_stack, truth_table
 
         sim = self._simulation().for_test()
+        if self.parser.in_channels > 1:  # temporal context needs consecutive, correlated frames
+            frames, truth = simulate_blinking_stack(sim, sim.test.frames, SEEDS["evaluation"])
+            yield Sample("simulated_test", frames, truth)
+            return
         frames, truth, mask = simulate_batch(sim, sim.test.frames, SEEDS["evaluation"])
         yield Sample("simulated_test", frames[:, 0], truth_table(truth, mask, sim.pixel_size))
 
+    def _windows(self, stack: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """Network inputs for frames ``start..stop-1``: ``(n, C, H, W)``, C consecutive frames
+        centred on each (edge frames repeated) when the model takes temporal context."""
+        c = self.parser.in_channels
+        if c == 1:
+            return stack[start:stop, None]
+        half = c // 2
+        idx = np.clip(np.arange(start, stop)[:, None] + np.arange(-half, half + 1)[None], 0, len(stack) - 1)
+        return stack[idx]
+
     def example_batch(self, sample: Sample, batch_size: int) -> np.ndarray:
         h, w = self.config.inference.tile
-        frames = sample.image[:batch_size, :h, :w]
-        reps = -(-batch_size // len(frames))
-        return np.ascontiguousarray(np.tile(frames, (reps, 1, 1))[:batch_size, None])
+        stack = sample.image[:, :h, :w]
+        idx = np.arange(batch_size) % len(stack)
+        return np.ascontiguousarray(np.concatenate([self._windows(stack, i, i + 1) for i in idx]))
 
     def predict(self, engine: BaseInfer, sample: Sample) -> np.ndarray:
         stack = check_stack(sample.image, sample.name)
@@ -80,7 +94,7 @@ class LocalizationTask(Task):
         stack = np.pad(stack, pad, mode="edge") if any(p[1] for p in pad) else stack
         post = SpatialIntegration(self._simulation().pixel_size)
         bs = self.config.inference.batch_size
-        batches = (stack[i : i + bs, None] for i in range(0, t, bs))
+        batches = (self._windows(stack, i, min(i + bs, t)) for i in range(0, t, bs))
         tables = []
         for i, out in enumerate(engine.map_batches(batches)):
             dense = post(torch.from_numpy(np.asarray(out)[..., :h, :w]))

@@ -100,3 +100,27 @@ def test_user_stack_is_checked(tmp_path, trained):
     deploy.write_text(yaml.safe_dump(data))
     with pytest.raises(InputError, match="bad.tif: an SMLM stack must be"):
         run_inference(deploy, variants=["openvino:int8"])
+
+
+def test_temporal_context_blinking_and_windows():
+    from efficientbioai.smlm.train import simulate_batch, simulate_blinking_stack
+
+    cfg = parse_config({**CFG, "model": {"parser": "dilatedloc", "params": {"width": 8, "frames": 3}}})
+    sim = cfg.simulation
+    x, truth, mask = simulate_batch(sim, 2, 5, frames=3)
+    assert x.shape == (2, 3, 32, 32) and truth.shape[0] == 2
+    frames, table = simulate_blinking_stack(sim.model_copy(update={"density_per_um2": (1.0, 1.0)}), 30, 7)
+    assert frames.shape == (30, 32, 32) and set(np.unique(table[:, 0])) <= set(range(1, 31))
+    # blinking: some emitters stay on into the next frame at the same position
+    f1, f2 = table[table[:, 0] == 10, 1:3], table[table[:, 0] == 11, 1:3]
+    shared = sum(np.any(np.all(np.isclose(p, f2), axis=1)) for p in f1)
+    assert shared >= 1
+    parser = create_parser(cfg)
+    task = TASKS.get("localize")(cfg, parser)
+    stack = np.arange(5, dtype=np.float32)[:, None, None] * np.ones((5, 16, 16), np.float32)
+    win = task._windows(stack, 0, 5)
+    assert (
+        win.shape == (5, 3, 16, 16) and win[0, :, 0, 0].tolist() == [0, 0, 1] and win[4, :, 0, 0].tolist() == [3, 4, 4]
+    )
+    table = task.predict(TorchModule(parser.build_model().eval()), next(task.samples()))
+    assert table.shape[1] == 7
