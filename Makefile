@@ -28,6 +28,7 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_denoise.py
+	$(BIN)/python bench/bench_smlm.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check efficientbioai tests bench tutorial
