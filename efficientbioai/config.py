@@ -144,7 +144,7 @@ class NormalizeSection(Section):
 
 
 class InferenceSection(Section):
-    task: str = "denoise"
+    task: str | None = Field(None, description="denoise, segment, localize, ...; default: the parser's task")
     input: Path | None = Field(None, description="file, folder or glob; default: data.evaluation")
     target: Path | None = Field(None, description="ground truth for `input`")
     output_dir: Path | None = Field(None, description="default: <experiment>/predictions")

@@ -44,7 +44,7 @@ def run_inference(
             "run compress.py first and pass the deploy.yaml it writes"
         )
     parser = create_parser(config)
-    task: Task = TASKS.get(config.inference.task)(config, parser)
+    task: Task = TASKS.get(parser.task_name)(config, parser)
     out_dir = Path(output_dir or config.inference.output_dir or exp / "predictions")
     samples = list(task.samples())
     if not samples:
@@ -96,7 +96,7 @@ def run_inference(
     manifest_model = _manifest_model(exp)
     report = {
         "experiment": str(exp),
-        "task": config.inference.task,
+        "task": parser.task_name,
         "primary_metric": task.primary_metric,
         "report_metrics": list(task.report_metrics or (task.primary_metric,)),
         "unit": task.unit,

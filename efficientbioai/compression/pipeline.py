@@ -109,7 +109,7 @@ def _build_variant(
 
 def _validation(config: Config, parser: BaseParser) -> Validation:
     """Held-out pairs scored with the task's own metric, for accuracy-controlled quantization."""
-    task = TASKS.get(config.inference.task)(config, parser)
+    task = TASKS.get(parser.task_name)(config, parser)
     return Validation(list(parser.validation_pairs()), task.tile_metric)
 
 

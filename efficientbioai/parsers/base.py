@@ -88,6 +88,11 @@ class BaseParser(ABC):
                 axes[2 + i] = name
         return {n: dict(axes) for n in (*self.input_names, *self.output_names)}
 
+    @property
+    def task_name(self) -> str:
+        """The task to run: ``inference.task`` if set, else this family's own."""
+        return self.config.inference.task or self.task
+
     def keep_float_nodes(self) -> list[str]:
         """Node names (fnmatch patterns) never quantized: the config's list, else the parser's default."""
         configured = self.config.quantize.keep_float

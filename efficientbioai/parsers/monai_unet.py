@@ -88,6 +88,6 @@ class MonaiUNetParser(BaseParser):
         if len(shape) != self.spatial_dims:
             raise ConfigError(f"data.{split}.shape {list(shape)} must have {self.spatial_dims} sizes")
         noisy, clean = make_pair(shape, SEED_OFFSETS[split] + index)
-        if self.config.inference.task == "segment":
+        if self.task_name == "segment":
             return noisy, (clean > 0.25).astype(np.float32)
         return noisy, clean
