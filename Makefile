@@ -19,6 +19,8 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python efficientbioai/compress.py --config configs/monai_unet_denoise3d.yaml --exp_path out/demo_den3d --overwrite
 	$(BIN)/python efficientbioai/inference.py --config out/demo_den3d/deploy.yaml
+	$(BIN)/python efficientbioai/compress.py --config configs/dilatedloc_astig3d.yaml --exp_path out/demo_smlm --overwrite
+	$(BIN)/python efficientbioai/inference.py --config out/demo_smlm/deploy.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
