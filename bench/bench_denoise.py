@@ -24,7 +24,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from efficientbioai.compression.pipeline import compress  # noqa: E402
-from efficientbioai.config import load_config  # noqa: E402
+from efficientbioai.config import dump_config, load_config  # noqa: E402
 from efficientbioai.manifest import machine  # noqa: E402
 from efficientbioai.run import run_inference  # noqa: E402
 
@@ -39,8 +39,6 @@ def bench(dims: int, runs: int, out: Path) -> dict:
     cfg.report.energy.enabled = False
     staged = out / f"bench_den{dims}d.yaml"
     staged.parent.mkdir(parents=True, exist_ok=True)
-    from efficientbioai.config import dump_config
-
     staged.write_text(dump_config(cfg))
     deploy = compress(staged, out / f"bench_den{dims}d", overwrite=True)
     return run_inference(deploy)
