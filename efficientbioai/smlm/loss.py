@@ -45,9 +45,17 @@ def mixture_loss(out: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor, z_s
     )  # (B, K, 4)
     sigma = out[:, 5:9].flatten(2).transpose(1, 2)  # (B, K, 4), already in scaled units
     log_w = torch.log(p.clamp_min(1e-8)) - torch.log(p.sum(1, keepdim=True).clamp_min(1e-8))
-    t = (truth / scale)[:, :, None, :]  # (B, M, 1, 4)
-    log_n = -0.5 * ((t - mu[:, None]) / sigma[:, None]) ** 2 - torch.log(sigma[:, None]) - 0.5 * math.log(2 * math.pi)
-    log_lik = torch.logsumexp(log_w[:, None] + log_n.sum(-1), dim=-1)  # (B, M)
+    # Σ_d ((t_d − μ_d)/σ_d)² expanded into one batched matrix product (B, M, 12) @ (B, 12, K):
+    # no (B, M, K, 4) intermediate, so dense frames (hundreds of emitters) stay cheap. float64
+    # because the expansion subtracts large terms (pixel coordinates over σ ≈ 0.05 px).
+    t = (truth / scale).double()
+    mu, sigma = mu.double(), sigma.double()
+    inv = sigma.pow(-2)
+    coeffs = torch.cat([inv, -2 * mu * inv, mu.pow(2) * inv], -1)  # (B, K, 12)
+    powers = torch.cat([t.pow(2), t, torch.ones_like(t)], -1)  # (B, M, 12)
+    quad = torch.bmm(powers, coeffs.transpose(1, 2)).clamp_min(0)  # (B, M, K)
+    log_n = -0.5 * quad - torch.log(sigma).sum(-1)[:, None, :] - 2 * math.log(2 * math.pi)
+    log_lik = torch.logsumexp(log_w.double()[:, None] + log_n, dim=-1).float()  # (B, M)
     return -(log_lik * mask).sum(1)
 
 
@@ -80,5 +88,5 @@ def dilatedloc_loss(
     weights = torch.where(target > 0, positive_weight, 1 - positive_weight)
     bce = F.binary_cross_entropy(p.clamp(1e-6, 1 - 1e-6), target, weight=weights, reduction="none").flatten(1).sum(1)
     total = (count + gmm + bce_weight * bce).mean()
-    parts = {"count": float(count.mean()), "gmm": float(gmm.mean()), "bce": float(bce.mean())}
+    parts = {"count": float(count.mean().detach()), "gmm": float(gmm.mean().detach()), "bce": float(bce.mean().detach())}
     return total, parts
