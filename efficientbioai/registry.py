@@ -79,6 +79,7 @@ PARSERS = Registry(
     {
         "monai_unet": "efficientbioai.parsers.monai_unet",
         "dilatedloc": "efficientbioai.parsers.dilatedloc",
+        "cellpose": "efficientbioai.parsers.cellpose",
     },
 )
 ENGINES = Registry(
@@ -103,6 +104,7 @@ TASKS = Registry(
         "denoise": "efficientbioai.tasks.image_to_image",
         "segment": "efficientbioai.tasks.image_to_image",
         "localize": "efficientbioai.tasks.localize",
+        "instance": "efficientbioai.tasks.instance",
     },
 )
 

@@ -1,0 +1,153 @@
+"""Parser for Cellpose 3 (CPnet): a user's own cellpose model file, exported without a fork.
+
+model:
+  parser: cellpose
+  checkpoint: path/to/cellpose_model        # a file cellpose 3 saved (train_seg / the GUI)
+  params: {nchan: 2, nbase: [32, 64, 128, 256], nout: 3, diam_mean: 30}
+cellpose: {channels: [0, 0], flow_threshold: 0.4, cellprob_threshold: 0.0}
+
+The network is built exactly as ``cellpose.models.CellposeModel`` builds it, so cellpose's own
+model files load (``weights_only=True``, every key checked). Only local files: cellpose's
+built-in names (``cyto3``, ``nuclei``, ...) would be downloaded, which this toolbox never does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from efficientbioai.cellpose.network import STANDARD_NBASE, ExportableCPnet, build_cpnet
+from efficientbioai.cellpose.settings import CellposeSection
+from efficientbioai.errors import ConfigError, InputError
+from efficientbioai.parsers.base import BaseParser, Sample
+from efficientbioai.parsers.checkpoint import load_state_dict, read_state_dict
+from efficientbioai.registry import register_parser
+
+_PARAMS = ("nchan", "nbase", "nout", "diam_mean")
+#: Names cellpose resolves by downloading (``models.MODEL_NAMES`` and the size models).
+_BUILTIN_NAMES = {"cyto", "cyto2", "cyto3", "nuclei", "tissuenet_cp3", "livecell_cp3", "yeast_PhC_cp3",
+                  "yeast_BF_cp3", "bact_phase_cp3", "bact_fluor_cp3", "deepbacs_cp3", "cyto2_cp3",
+                  "transformer_cp3", "neurips_cellpose_default", "neurips_cellpose_transformer", "cpsam"}
+
+
+@register_parser("cellpose")
+class CellposeParser(BaseParser):
+    """CPnet: 2D images in (``nchan`` channels, cellpose-normalised), flows + cell probability out."""
+
+    task = "instance"
+
+    @property
+    def spatial_dims(self) -> int:
+        return 2
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.params.get("nchan", 2))
+
+    @property
+    def settings(self) -> CellposeSection:
+        return self.config.cellpose or CellposeSection()
+
+    def build_model(self) -> nn.Module:
+        unknown = sorted(set(self.params) - set(_PARAMS))
+        if unknown:
+            raise ConfigError(f"model.params: cellpose has no parameter(s) {unknown}; it accepts {list(_PARAMS)}")
+        nbase = tuple(int(n) for n in self.params.get("nbase", STANDARD_NBASE))
+        net = build_cpnet(
+            nchan=self.in_channels,
+            nbase=nbase,
+            nout=int(self.params.get("nout", 3)),
+            diam_mean=float(self.params.get("diam_mean", 30.0)),
+        )
+        return ExportableCPnet(net)
+
+    def load_model(self) -> nn.Module:
+        model = self.build_model()
+        ckpt = self.config.model.checkpoint
+        if ckpt is not None:
+            path = Path(ckpt)
+            if not path.is_file() and path.name in _BUILTIN_NAMES:
+                raise InputError(
+                    f"model.checkpoint {path.name!r} is a cellpose built-in name; cellpose would download it, "
+                    "and this toolbox makes no network calls. Download the model file once on a machine with "
+                    "internet (it lands in ~/.cellpose/models) and give its local path."
+                )
+            if "W2" in read_state_dict(path):
+                raise InputError(f"{path} is a cellpose 4 (CP-SAM) model; this parser runs cellpose 3 CPnet models")
+            load_state_dict(model.net, path)
+        return model.eval()
+
+    def default_keep_float(self) -> list[str]:
+        """CPnet's last 1×1 conv (flows and cell probability): dynamics follow the flows for
+        hundreds of steps, so their small errors add up."""
+        return ["/net/output/*"]
+
+    # -- data ---------------------------------------------------------------------------
+    def channels_first(self, image: np.ndarray, name: str = "image") -> np.ndarray:
+        """2D grayscale ``(H, W)`` or ``(C, H, W)`` with C ≤ 3, as cellpose's ``channels`` select from."""
+        if image.ndim == 2 or (image.ndim == 3 and image.shape[0] <= 3):
+            if min(image.shape[-2:]) < 16:
+                raise InputError(f"{name}: image {image.shape} is smaller than 16 pixels on a side")
+            return image
+        raise InputError(
+            f"{name}: shape {image.shape}; cellpose needs a 2D image (H, W) or channels first (C ≤ 3, H, W)"
+        )
+
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        """Cellpose's normalisation at the model's scale → ``(nchan, H', W')``."""
+        from efficientbioai.cellpose.segment import prepare
+
+        x = prepare(image, self.settings, self.in_channels)
+        rescale = self.rescale()
+        if rescale != 1.0:
+            from efficientbioai.cellpose._import import cellpose_module
+
+            x = cellpose_module("transforms").resize_image(x, rsz=rescale)
+        return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+    def rescale(self) -> float:
+        """Cellpose's resize factor for this model and config."""
+        from efficientbioai.cellpose.segment import rescale_factor
+
+        model = self._diameters()
+        return rescale_factor(self.settings, *model)
+
+    def _diameters(self) -> tuple[float, float]:
+        """``(diam_mean, diam_labels)`` from the checkpoint (they are parameters in cellpose files)."""
+        if not hasattr(self, "_diams"):
+            ckpt = self.config.model.checkpoint
+            default = float(self.params.get("diam_mean", 30.0))
+            if ckpt is None or not Path(ckpt).is_file():
+                self._diams = (default, default)
+            else:
+                state = read_state_dict(ckpt)
+                mean = float(state["diam_mean"].item()) if "diam_mean" in state else default
+                labels = float(state["diam_labels"].item()) if "diam_labels" in state else mean
+                self._diams = (mean, labels)
+        return self._diams
+
+    def synthetic_pair(self, split: str, index: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Generated nuclei image and its labels (split-specific seeds)."""
+        from efficientbioai.datasets.nuclei import SEED_OFFSETS, synthetic_nuclei
+
+        if len(shape) != 2:
+            raise ConfigError(f"cellpose synthetic images are 2D; got shape {list(shape)}")
+        return synthetic_nuclei(tuple(shape), SEED_OFFSETS[split] + index)
+
+    def calibration_inputs(self) -> Iterator[np.ndarray]:
+        """Tiles of cellpose-normalised images at the deployed tile size."""
+        from efficientbioai.parsers.base import _random_crop
+
+        tile = tuple(self.config.inference.tile)
+        rng = np.random.default_rng(0)
+        for sample in self._split_samples("calibration", self.config.data.calibration):
+            yield _random_crop(self.preprocess(sample.image), tile, rng)[None]
+
+    def evaluation_samples(self) -> Iterator[Sample]:
+        for sample in super().evaluation_samples():
+            if sample.target is not None:
+                sample.target = np.asarray(sample.target).astype(np.int32)
+            yield sample

@@ -1,0 +1,81 @@
+"""Instance segmentation with Cellpose: flows from the engine, masks from cellpose's dynamics,
+average precision at IoU 0.5 / 0.75 / 0.9 from ``cellpose.metrics.average_precision``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from efficientbioai.cellpose._import import cellpose_module
+from efficientbioai.cellpose.segment import masks_from_flows, predict_flows, prepare
+from efficientbioai.engines.base import BaseInfer
+from efficientbioai.errors import InputError
+from efficientbioai.parsers.base import Sample
+from efficientbioai.registry import register_task
+from efficientbioai.tasks.base import Task
+from efficientbioai.tasks.image_io import write_tiff
+
+#: IoU thresholds of the reported average precision (the cellpose papers' set).
+IOU_THRESHOLDS = (0.5, 0.75, 0.9)
+
+
+def average_precision(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """AP = TP / (TP + FP + FN) at each IoU in :data:`IOU_THRESHOLDS` (cellpose's definition).
+
+    Examples
+    --------
+    >>> a = np.zeros((8, 8), int); a[1:4, 1:4] = 1; a[5:8, 5:8] = 2
+    >>> average_precision(a, a)["ap50"]
+    1.0
+    """
+    truth, pred = np.asarray(truth), np.asarray(pred)
+    if truth.shape != pred.shape:
+        raise InputError(f"label images differ in shape: {truth.shape} vs {pred.shape}")
+    metrics = cellpose_module("metrics")
+    ap, tp, fp, fn = metrics.average_precision(
+        [truth.astype(np.int32)], [pred.astype(np.int32)], threshold=list(IOU_THRESHOLDS)
+    )
+    out = {f"ap{round(t * 100)}": float(v) for t, v in zip(IOU_THRESHOLDS, ap[0])}
+    out["objects"] = float(len(np.unique(pred[pred > 0])))
+    return out
+
+
+@register_task("instance")
+class InstanceSegmentationTask(Task):
+    """Label images out; scored by AP against ground-truth labels and against fp32's labels."""
+
+    primary_metric = "ap50"
+    report_metrics = ("ap50", "ap75", "ap90")
+
+    def _settings(self):
+        return self.parser.settings
+
+    def predict(self, engine: BaseInfer, sample: Sample) -> np.ndarray:
+        settings = self._settings()
+        x = prepare(sample.image, settings, self.parser.in_channels)
+        rescale = self.parser.rescale()
+        tile = self.config.inference.tile
+        if tile[0] != tile[1]:
+            raise InputError(f"cellpose tiles are square (bsize); inference.tile is {tile}")
+        flows = predict_flows(
+            engine, x, settings, rescale, batch_size=self.config.inference.batch_size, bsize=tile[0]
+        )
+        return masks_from_flows(flows, settings, rescale)
+
+    def example_batch(self, sample: Sample, batch_size: int) -> np.ndarray:
+        """``batch_size`` tiles of ``bsize``² as cellpose feeds them (224×224, batch 8 by default)."""
+        x = self.parser.preprocess(sample.image)
+        tile = tuple(self.config.inference.tile)
+        pad = [(0, 0)] + [(0, max(0, t - s)) for t, s in zip(tile, x.shape[1:])]
+        x = np.pad(x, pad)[:, : tile[0], : tile[1]]
+        return np.ascontiguousarray(np.repeat(x[None], batch_size, axis=0))
+
+    def score(self, output: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+        reference = np.squeeze(reference)
+        return average_precision(reference, output)
+
+    def write(self, output: np.ndarray, folder: Path, name: str) -> Path:
+        """Masks as a label TIFF (uint16 when it fits, as cellpose saves them)."""
+        dtype = np.uint16 if output.max() < 65536 else np.uint32
+        return write_tiff(folder / f"{name}_masks.tif", output.astype(dtype))
