@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from efficientbioai.errors import EfficientBioAIError
+from efficientbioai.errors import ConfigError, EfficientBioAIError
 
 log = logging.getLogger("efficientbioai")
 
@@ -78,9 +78,19 @@ def cmd_train_denoiser(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from efficientbioai.smlm.train import train_dilatedloc
+    from efficientbioai.config import load_config
 
-    out = train_dilatedloc(args.config, resume=args.resume)
+    parser_name = load_config(args.config).model.parser
+    if parser_name == "cellpose":
+        from efficientbioai.cellpose.train import train_cellpose
+
+        if args.resume:
+            raise ConfigError("--resume is not supported for cellpose training (cellpose's train_seg starts anew)")
+        out = train_cellpose(args.config)
+    else:
+        from efficientbioai.smlm.train import train_dilatedloc
+
+        out = train_dilatedloc(args.config, resume=args.resume)
     print(f"checkpoint written to {out} (training record: {out.with_suffix('.json')})")
     return 0
 
@@ -103,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--output_dir", "--output-dir", help="where predictions go (default <exp>/predictions)")
     i.set_defaults(func=cmd_infer)
 
-    tr = sub.add_parser("train", parents=[common], help="train an SMLM model (DilatedLoc) on simulated frames")
+    tr = sub.add_parser("train", parents=[common], help="train a bundled model (DilatedLoc, Cellpose) on simulated or generated data")
     tr.add_argument("--config", required=True, help="YAML with model, simulation and train sections")
     tr.add_argument("--resume", action="store_true", help="continue from model.checkpoint")
     tr.set_defaults(func=cmd_train)
