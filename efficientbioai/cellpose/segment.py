@@ -37,7 +37,7 @@ class EngineAsCPnet:
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         y = np.asarray(self.engine(np.ascontiguousarray(x.numpy(), dtype=np.float32)), dtype=np.float32)
-        return torch.from_numpy(y), torch.zeros(len(y), _STYLE_WIDTH)
+        return torch.from_numpy(y), torch.full((len(y), _STYLE_WIDTH), _STYLE_WIDTH**-0.5)
 
 
 def prepare(image: np.ndarray, settings: CellposeSection, nchan: int) -> np.ndarray:
@@ -90,6 +90,7 @@ def predict_flows(
 def masks_from_flows(flows: np.ndarray, settings: CellposeSection, rescale: float) -> np.ndarray:
     """Cellpose's dynamics (``resize_and_compute_masks``): label image, 0 = background."""
     dynamics = cellpose_module("dynamics")
+    flows = np.ascontiguousarray(flows, dtype=np.float32)  # cellpose's numba kernels are float32-only
     niter = settings.niter or int(200 / rescale)
     masks = dynamics.resize_and_compute_masks(
         flows[:2],

@@ -53,6 +53,7 @@ def train_cellpose(config: Config | str | Path) -> Path:
     shape = tuple(settings.image_shape)
     x_train, y_train = _images("train", settings.images, shape)
     x_test, y_test = _images("validation", settings.test_images, shape)
+    logging.getLogger("cellpose.train").setLevel(logging.INFO)  # its per-10-epoch loss lines are the progress
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="cellpose_train_") as tmp:
         path, train_losses, test_losses = train_mod.train_seg(

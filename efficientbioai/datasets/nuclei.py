@@ -142,7 +142,7 @@ def _render(labels: np.ndarray, brightness: np.ndarray, style: NucleiStyle, rng:
 
 
 def renumber(labels: np.ndarray) -> np.ndarray:
-    """Labels numbered 1..N in order of first appearance (0 stays background)."""
+    """Labels renumbered 1..N in increasing order of their ids (0 stays background)."""
     ids = np.unique(labels)
     ids = ids[ids != 0]
     lut = np.zeros(int(labels.max()) + 1, np.int32)

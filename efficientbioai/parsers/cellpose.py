@@ -28,9 +28,24 @@ from efficientbioai.registry import register_parser
 
 _PARAMS = ("nchan", "nbase", "nout", "diam_mean")
 #: Names cellpose resolves by downloading (``models.MODEL_NAMES`` and the size models).
-_BUILTIN_NAMES = {"cyto", "cyto2", "cyto3", "nuclei", "tissuenet_cp3", "livecell_cp3", "yeast_PhC_cp3",
-                  "yeast_BF_cp3", "bact_phase_cp3", "bact_fluor_cp3", "deepbacs_cp3", "cyto2_cp3",
-                  "transformer_cp3", "neurips_cellpose_default", "neurips_cellpose_transformer", "cpsam"}
+_BUILTIN_NAMES = {
+    "cyto",
+    "cyto2",
+    "cyto3",
+    "nuclei",
+    "tissuenet_cp3",
+    "livecell_cp3",
+    "yeast_PhC_cp3",
+    "yeast_BF_cp3",
+    "bact_phase_cp3",
+    "bact_fluor_cp3",
+    "deepbacs_cp3",
+    "cyto2_cp3",
+    "transformer_cp3",
+    "neurips_cellpose_default",
+    "neurips_cellpose_transformer",
+    "cpsam",
+}
 
 
 @register_parser("cellpose")
@@ -75,15 +90,17 @@ class CellposeParser(BaseParser):
                     "and this toolbox makes no network calls. Download the model file once on a machine with "
                     "internet (it lands in ~/.cellpose/models) and give its local path."
                 )
-            if "W2" in read_state_dict(path):
+            state = read_state_dict(path)
+            if "W2" in state:
                 raise InputError(f"{path} is a cellpose 4 (CP-SAM) model; this parser runs cellpose 3 CPnet models")
-            load_state_dict(model.net, path)
+            # a cellpose model file holds CPnet's keys; compress.py's model_fp32.pt holds the wrapper's
+            load_state_dict(model if all(k.startswith("net.") for k in state) else model.net, path)
         return model.eval()
 
     def default_keep_float(self) -> list[str]:
         """CPnet's last 1×1 conv (flows and cell probability): dynamics follow the flows for
         hundreds of steps, so their small errors add up."""
-        return ["/net/output/*"]
+        return ["/output/*"]
 
     # -- data ---------------------------------------------------------------------------
     def channels_first(self, image: np.ndarray, name: str = "image") -> np.ndarray:
@@ -123,7 +140,7 @@ class CellposeParser(BaseParser):
             if ckpt is None or not Path(ckpt).is_file():
                 self._diams = (default, default)
             else:
-                state = read_state_dict(ckpt)
+                state = {k.removeprefix("net."): v for k, v in read_state_dict(ckpt).items()}
                 mean = float(state["diam_mean"].item()) if "diam_mean" in state else default
                 labels = float(state["diam_labels"].item()) if "diam_labels" in state else mean
                 self._diams = (mean, labels)

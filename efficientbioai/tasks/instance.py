@@ -9,6 +9,7 @@ import numpy as np
 
 from efficientbioai.cellpose._import import cellpose_module
 from efficientbioai.cellpose.segment import masks_from_flows, predict_flows, prepare
+from efficientbioai.datasets.nuclei import renumber
 from efficientbioai.engines.base import BaseInfer
 from efficientbioai.errors import InputError
 from efficientbioai.parsers.base import Sample
@@ -21,7 +22,8 @@ IOU_THRESHOLDS = (0.5, 0.75, 0.9)
 
 
 def average_precision(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """AP = TP / (TP + FP + FN) at each IoU in :data:`IOU_THRESHOLDS` (cellpose's definition).
+    """AP = TP / (TP + FP + FN) at each IoU in :data:`IOU_THRESHOLDS` (cellpose's definition);
+    1.0 when neither image has an object (they agree), where cellpose returns NaN.
 
     Examples
     --------
@@ -32,10 +34,14 @@ def average_precision(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     truth, pred = np.asarray(truth), np.asarray(pred)
     if truth.shape != pred.shape:
         raise InputError(f"label images differ in shape: {truth.shape} vs {pred.shape}")
+    # cellpose counts objects as the maximum label, so ids must be 1..N
+    truth, pred = renumber(truth.astype(np.int64)), renumber(pred.astype(np.int64))
     metrics = cellpose_module("metrics")
-    ap, tp, fp, fn = metrics.average_precision(
-        [truth.astype(np.int32)], [pred.astype(np.int32)], threshold=list(IOU_THRESHOLDS)
-    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ap, tp, fp, fn = metrics.average_precision(
+            [truth.astype(np.int32)], [pred.astype(np.int32)], threshold=list(IOU_THRESHOLDS)
+        )
+    ap = np.where(tp + fp + fn == 0, 1.0, ap)
     out = {f"ap{round(t * 100)}": float(v) for t, v in zip(IOU_THRESHOLDS, ap[0])}
     out["objects"] = float(len(np.unique(pred[pred > 0])))
     return out
@@ -58,9 +64,7 @@ class InstanceSegmentationTask(Task):
         tile = self.config.inference.tile
         if tile[0] != tile[1]:
             raise InputError(f"cellpose tiles are square (bsize); inference.tile is {tile}")
-        flows = predict_flows(
-            engine, x, settings, rescale, batch_size=self.config.inference.batch_size, bsize=tile[0]
-        )
+        flows = predict_flows(engine, x, settings, rescale, batch_size=self.config.inference.batch_size, bsize=tile[0])
         return masks_from_flows(flows, settings, rescale)
 
     def example_batch(self, sample: Sample, batch_size: int) -> np.ndarray:
