@@ -113,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--output_dir", "--output-dir", help="where predictions go (default <exp>/predictions)")
     i.set_defaults(func=cmd_infer)
 
-    tr = sub.add_parser("train", parents=[common], help="train a bundled model (DilatedLoc, Cellpose) on simulated or generated data")
+    tr = sub.add_parser(
+        "train", parents=[common], help="train a bundled model (DilatedLoc, Cellpose) on simulated or generated data"
+    )
     tr.add_argument("--config", required=True, help="YAML with model, simulation and train sections")
     tr.add_argument("--resume", action="store_true", help="continue from model.checkpoint")
     tr.set_defaults(func=cmd_train)

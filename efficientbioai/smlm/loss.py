@@ -88,5 +88,9 @@ def dilatedloc_loss(
     weights = torch.where(target > 0, positive_weight, 1 - positive_weight)
     bce = F.binary_cross_entropy(p.clamp(1e-6, 1 - 1e-6), target, weight=weights, reduction="none").flatten(1).sum(1)
     total = (count + gmm + bce_weight * bce).mean()
-    parts = {"count": float(count.mean().detach()), "gmm": float(gmm.mean().detach()), "bce": float(bce.mean().detach())}
+    parts = {
+        "count": float(count.mean().detach()),
+        "gmm": float(gmm.mean().detach()),
+        "bce": float(bce.mean().detach()),
+    }
     return total, parts
