@@ -87,6 +87,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.resume:
             raise ConfigError("--resume is not supported for cellpose training (cellpose's train_seg starts anew)")
         out = train_cellpose(args.config)
+    elif parser_name == "deepstorm":
+        from efficientbioai.deepstorm.train import train_deepstorm
+
+        out = train_deepstorm(args.config, resume=args.resume)
     else:
         from efficientbioai.smlm.train import train_dilatedloc
 

@@ -21,6 +21,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from efficientbioai.cellpose.settings import CellposeSection
+from efficientbioai.deepstorm.settings import DeepSTORMSection
 from efficientbioai.errors import ConfigError
 from efficientbioai.section import Section
 from efficientbioai.smlm.settings import SimulationSection, TrainSection
@@ -205,6 +206,7 @@ class Config(Section):
     report: ReportSection = Field(default_factory=ReportSection)
     simulation: SimulationSection | None = Field(None, description="SMLM microscope and sample model")
     train: TrainSection | None = Field(None, description="training settings for `efficientbioai train`")
+    deepstorm: DeepSTORMSection | None = Field(None, description="Deep-STORM patches, targets, loss and test sample")
     cellpose: CellposeSection | None = Field(None, description="cellpose evaluation and training settings")
     artefacts: dict[str, str] = Field(
         default_factory=dict, description="written by compress: variant → file, relative to here"

@@ -80,6 +80,7 @@ PARSERS = Registry(
         "monai_unet": "efficientbioai.parsers.monai_unet",
         "dilatedloc": "efficientbioai.parsers.dilatedloc",
         "cellpose": "efficientbioai.parsers.cellpose",
+        "deepstorm": "efficientbioai.parsers.deepstorm",
     },
 )
 ENGINES = Registry(
@@ -105,6 +106,7 @@ TASKS = Registry(
         "segment": "efficientbioai.tasks.image_to_image",
         "localize": "efficientbioai.tasks.localize",
         "instance": "efficientbioai.tasks.instance",
+        "reconstruct": "efficientbioai.tasks.reconstruct",
     },
 )
 

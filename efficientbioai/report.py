@@ -22,6 +22,7 @@ _PRETTY = {
     "rmse_axial": "RMSE z nm",
     "efficiency_3d": "Eff. 3D",
     "psnr": "PSNR dB",
+    "nmse": "NMSE %",
     "ssim": "SSIM",
 }
 

@@ -1,0 +1,189 @@
+"""Train Deep-STORM on simulated high-density patches (``efficientbioai train --config X``).
+
+Follows Deep-STORM's ``Training.py``: a fixed pool of simulated patches (``deepstorm.patches``,
+from the train seed range) and a held-out pool (validation seeds); the dataset normalisation
+statistics are computed on the training pool and stored in the model's buffers; Adam; the
+loss of :mod:`efficientbioai.deepstorm.loss`; the checkpoint with the lowest validation loss is
+kept (``save_best_only``). Deep-STORM's plateau schedule becomes a StepLR (``train.lr_step``,
+``train.lr_decay``) because a CPU run has a fixed step budget. Every ``validation_every`` steps
+the validation loss and NMSE/PSNR of a reconstructed validation filament stack (its own seeds,
+``train.validation_frames`` frames) are logged; the JSON record beside the checkpoint holds the
+command, the settings, the statistics and that curve.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from efficientbioai.config import Config, load_config
+from efficientbioai.deepstorm import SEEDS
+from efficientbioai.deepstorm.data import PatchSet, normalisation_stats, pad_frames, simulate_patches, spike_targets
+from efficientbioai.deepstorm.loss import deepstorm_loss
+from efficientbioai.deepstorm.settings import DeepSTORMSection
+from efficientbioai.errors import ConfigError
+from efficientbioai.parsers.checkpoint import load_state_dict
+from efficientbioai.smlm.settings import TrainSection
+
+log = logging.getLogger(__name__)
+
+
+def _batch(model, pool: PatchSet, idx: np.ndarray, spec: DeepSTORMSection):
+    """Network input (padded to the model's multiple) and targets for the patches ``idx``."""
+    u = model.upsample
+    size = spec.patch_size * u
+    x = torch.from_numpy(pad_frames(pool.inputs[idx], model.multiple)[:, None].copy())
+    y = spike_targets(
+        [pool.positions[i] for i in idx], size, pool.pixel_size / u, spec.target_sigma_px, spec.target_scale
+    )
+    return x, y, size
+
+
+def validation_loss(model, pool: PatchSet, spec: DeepSTORMSection, batch: int = 16) -> float:
+    """Mean loss over the held-out pool (eval mode, no gradients)."""
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(pool), batch):
+            idx = np.arange(start, min(start + batch, len(pool)))
+            x, y, size = _batch(model, pool, idx, spec)
+            loss, _ = deepstorm_loss(model(x)[..., :size, :size], y, spec.target_sigma_px, spec.l1_weight)
+            total += float(loss) * len(idx)
+    return total / len(pool)
+
+
+def validation_scores(model, frames: np.ndarray, truth: np.ndarray, spec: DeepSTORMSection) -> dict[str, float]:
+    """NMSE/PSNR of the summed reconstruction of a validation stack (the task's own metric)."""
+    from efficientbioai.deepstorm.accumulate import sum_predictions
+    from efficientbioai.deepstorm.stack import frame_batches
+    from efficientbioai.engines.torch_engine import TorchModule
+
+    model.eval()
+    _, h, w = frames.shape
+    m, u = model.multiple, model.upsample
+    shape = (u * (h + (-h) % m), u * (w + (-w) % m))
+    image = sum_predictions(TorchModule(model), frame_batches(frames, 16, m), shape)[: u * h, : u * w]
+    from efficientbioai.deepstorm.metrics import reconstruction_scores
+
+    return reconstruction_scores(image, truth, spec.metric_sigma_px)
+
+
+def train_deepstorm(config: Config | str | Path, resume: bool = False) -> Path:
+    """Train the config's Deep-STORM model; returns the checkpoint path (best validation loss)."""
+    from efficientbioai.compression.pipeline import create_parser
+    from efficientbioai.deepstorm.filaments import simulate_filament_stack
+    from efficientbioai.deepstorm.metrics import truth_image
+
+    cfg = config if isinstance(config, Config) else load_config(config)
+    source = str(config) if not isinstance(config, Config) else "<config>.yaml"
+    if cfg.simulation is None:
+        raise ConfigError("training needs a 'simulation' section (the microscope to simulate)")
+    if cfg.model.checkpoint is None:
+        raise ConfigError("training needs model.checkpoint: where to write the trained weights")
+    settings, spec, sim = cfg.train or TrainSection(), cfg.deepstorm or DeepSTORMSection(), cfg.simulation
+    parser = create_parser(cfg)
+    if not hasattr(parser, "upsample"):
+        raise ConfigError(f"model.parser {cfg.model.parser!r} is not a Deep-STORM parser")
+    out = Path(cfg.model.checkpoint)
+    if spec.train_threads:
+        torch.set_num_threads(spec.train_threads)
+    torch.manual_seed(settings.seed)
+    model = parser.build_model(sum_frames=False)
+    if resume and out.is_file():
+        load_state_dict(model, out)
+    start = time.time()
+    log.info("simulating %d training and %d validation patches", spec.patches, spec.validation_patches)
+    pool = simulate_patches(sim, spec, spec.patches, SEEDS["train"] + 1_000_003 * settings.seed)
+    val_pool = simulate_patches(sim, spec, spec.validation_patches, SEEDS["validation"])
+    test_like = sim.for_test()
+    val_frames, val_truth = simulate_filament_stack(
+        test_like, spec.filaments, settings.validation_frames, SEEDS["validation"] + 1
+    )
+    val_image = truth_image(val_truth, val_frames.shape[1:], sim.pixel_size, model.upsample)
+    if not resume:
+        mean, std = normalisation_stats(pool.inputs)
+        model.norm_mean.fill_(mean)
+        model.norm_std.fill_(std)
+    stats = {"mean": float(model.norm_mean), "std": float(model.norm_std)}
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    sched = torch.optim.lr_scheduler.StepLR(opt, settings.lr_step, settings.lr_decay)
+    rng = np.random.default_rng(settings.seed)
+    order, cursor = rng.permutation(len(pool)), 0
+    history: list[dict] = []
+    best = float("inf")
+    simulated = round(time.time() - start, 1)
+    bar = tqdm(range(settings.steps), desc="training Deep-STORM", mininterval=2.0)
+    for step in bar:
+        if cursor + settings.batch_size > len(order):  # next epoch
+            order, cursor = rng.permutation(len(pool)), 0
+        idx = order[cursor : cursor + settings.batch_size]
+        cursor += settings.batch_size
+        model.train()
+        x, y, size = _batch(model, pool, idx, spec)
+        loss, parts = deepstorm_loss(model(x)[..., :size, :size], y, spec.target_sigma_px, spec.l1_weight)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{float(loss):.3f}", **{k: f"{v:.3f}" for k, v in parts.items()})
+        if (step + 1) % settings.validation_every == 0 or step + 1 == settings.steps:
+            val = {
+                "step": step + 1,
+                "train_loss": round(float(loss), 4),
+                "val_loss": round(validation_loss(model, val_pool, spec), 4),
+                **{k: round(v, 3) for k, v in validation_scores(model, val_frames, val_image, spec).items()},
+                "lr": opt.param_groups[0]["lr"],
+                "seconds": round(time.time() - start, 1),
+            }
+            history.append(val)
+            log.info(
+                "step %d: val loss %.4f, NMSE %.1f %%, PSNR %.2f dB",
+                step + 1,
+                val["val_loss"],
+                val["nmse"],
+                val["psnr"],
+            )
+            if val["val_loss"] < best:
+                best = val["val_loss"]
+                _save_weights(model, out)
+            _save_record(out, source, settings, spec, stats, history, time.time() - start, simulated, resume, model)
+    return out
+
+
+def _save_weights(model: torch.nn.Module, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial")
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, out)
+
+
+def _save_record(out, source, settings, spec, stats, history, seconds, simulated, resume, model) -> None:
+    best = min(history, key=lambda r: r["val_loss"])
+    record = {
+        "command": f"efficientbioai train --config {source}" + (" --resume" if resume else ""),
+        "model": {"variant": model.variant, "width": model.width, "upsample": model.upsample},
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "train": settings.model_dump(),
+        "deepstorm": spec.model_dump(),
+        "normalisation": {
+            **stats,
+            "how": "per-frame min-max to [0, 1], then (x - mean) / std; buffers in the state_dict",
+        },
+        "kept_step": best["step"],
+        "validation": history,
+        "seconds": round(seconds, 1),
+        "seconds_simulating": simulated,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+    tmp = out.with_name(f".{out.stem}.json.partial")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, out.with_suffix(".json"))

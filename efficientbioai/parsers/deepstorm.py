@@ -1,0 +1,134 @@
+"""Parser for Deep-STORM (super-resolution reconstruction from high-density SMLM frames).
+
+model:
+  parser: deepstorm
+  checkpoint: ../efficientbioai/weights/deepstorm_unet.pt
+  params: {variant: unet, width: 16, upsample: 8, sum_frames: true}
+
+The network takes raw camera frames (it normalises each frame itself with the training set's
+statistics, stored as buffers in the checkpoint) and returns the ×``upsample`` spike image —
+with ``sum_frames`` (the default) already clipped and summed over the batch, so an engine hands
+back one image per batch. Calibration frames come from the ``simulation`` section (uniformly
+placed emitters, as in training) with their own seed range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+from torch import nn
+
+from efficientbioai.deepstorm import SEEDS
+from efficientbioai.deepstorm.settings import DeepSTORMSection
+from efficientbioai.errors import ConfigError
+from efficientbioai.models.deepstorm import VARIANTS, DeepSTORM
+from efficientbioai.parsers.base import BaseParser
+from efficientbioai.registry import register_parser
+from efficientbioai.smlm.settings import SimulationSection
+
+_PARAMS = ("variant", "width", "upsample", "sum_frames")
+
+
+@register_parser("deepstorm")
+class DeepSTORMParser(BaseParser):
+    """Deep-STORM (``original``) or its U-Net variant (``unet``); raw frames in, SR image out."""
+
+    task = "reconstruct"
+
+    @property
+    def spatial_dims(self) -> int:
+        return 2
+
+    @property
+    def in_channels(self) -> int:
+        return 1
+
+    @property
+    def upsample(self) -> int:
+        return int(self.params.get("upsample", 8))
+
+    @property
+    def sum_frames(self) -> bool:
+        return bool(self.params.get("sum_frames", True))
+
+    @property
+    def settings(self) -> DeepSTORMSection:
+        """The ``deepstorm`` section, or its defaults."""
+        return self.config.deepstorm or DeepSTORMSection()
+
+    @property
+    def simulation(self) -> SimulationSection:
+        if self.config.simulation is None:
+            raise ConfigError("the deepstorm parser needs a 'simulation' section (pixel size, PSF, camera, density)")
+        return self.config.simulation
+
+    def _check_params(self) -> None:
+        unknown = sorted(set(self.params) - set(_PARAMS))
+        if unknown:
+            raise ConfigError(f"model.params: Deep-STORM has no parameter(s) {unknown}; it accepts {list(_PARAMS)}")
+        variant = self.params.get("variant", "unet")
+        if variant not in VARIANTS:
+            raise ConfigError(f"model.params.variant must be one of {list(VARIANTS)}, got {variant!r}")
+
+    def build_model(self, sum_frames: bool | None = None) -> nn.Module:
+        """The network; ``sum_frames=False`` gives the per-frame model used for training."""
+        self._check_params()
+        try:
+            return DeepSTORM(
+                variant=self.params.get("variant", "unet"),
+                width=int(self.params.get("width", 32)),
+                upsample=self.upsample,
+                sum_frames=self.sum_frames if sum_frames is None else sum_frames,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"model.params: {exc}") from None
+
+    def example_input(self, batch_size: int = 1):
+        import torch
+
+        tile = self.config.inference.tile
+        multiple = self.build_model().multiple
+        if len(tile) != 2 or any(t % multiple for t in tile):
+            raise ConfigError(f"inference.tile {tile} must be two sizes, each a multiple of {multiple} for this model")
+        return torch.zeros(batch_size, 1, *tile)
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """Batch and frame size vary; the output is ``upsample ×`` the frame and, when summed, one image."""
+        exp = self.config.export
+        inp: dict[int, str] = {0: "batch"} if exp.dynamic_batch else {}
+        out: dict[int, str] = {0: "batch"} if exp.dynamic_batch and not self.sum_frames else {}
+        if exp.dynamic_spatial:
+            inp.update({2: "height", 3: "width"})
+            out.update({2: "sr_height", 3: "sr_width"})
+        return {"input": inp, "output": out}
+
+    def default_keep_float(self) -> list[str]:
+        """The linear output layer stays float: it maps features to spike amplitudes whose sum
+        over hundreds of frames is the result, so its rounding error would add up."""
+        return ["/body/head/*"]
+
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        return np.asarray(image, dtype=np.float32)
+
+    def calibration_inputs(self) -> Iterator[np.ndarray]:
+        """Simulated frames ``(1, 1, *tile)`` like the training frames, from the calibration seeds."""
+        from efficientbioai.smlm.simulate import simulate_stack
+
+        sim = self.simulation
+        tile = tuple(self.config.inference.tile)
+        rng = np.random.default_rng(SEEDS["calibration"])
+        psf, camera = sim.psf.build(), sim.camera.build()
+        for i in range(self.config.data.calibration.num_samples):
+            density = rng.uniform(*sim.density_per_um2)
+            frames, _ = simulate_stack(
+                1,
+                tile,
+                sim.pixel_size,
+                psf,
+                sim.sampler(density),
+                tuple(sim.background),
+                camera,
+                SEEDS["calibration"] + i,
+            )
+            yield frames[:, None]

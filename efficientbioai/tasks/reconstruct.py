@@ -1,0 +1,152 @@
+"""Deep-STORM reconstruction: a stack of high-density frames in, one super-resolution image out.
+
+Frames are streamed (TIFF pages / memory-mapped ``.npy`` read a batch at a time), predicted on
+the ×``upsample`` grid and summed into a preallocated accumulator — on the device for torch,
+inside the graph for exported models (see :mod:`efficientbioai.deepstorm.accumulate`). The
+result is scored against the ground-truth image rendered from the true positions with NMSE and
+PSNR (:mod:`efficientbioai.deepstorm.metrics`), and written as TIFF + PNG; the deployed variant
+also writes the ground truth rendering and the local maxima as an SMLM CSV.
+
+Without ``inference.input`` the task reconstructs a simulated microtubule-like test stack
+(``simulation.test``: frames, density, photons, background; ``deepstorm.filaments``) from its own
+seed range, never used for training or calibration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from efficientbioai.deepstorm import SEEDS
+from efficientbioai.deepstorm.accumulate import sum_predictions
+from efficientbioai.deepstorm.metrics import reconstruction_scores, truth_image
+from efficientbioai.deepstorm.stack import check_stack, frame_batches, open_stack
+from efficientbioai.engines.base import BaseInfer
+from efficientbioai.errors import ConfigError, InputError
+from efficientbioai.parsers.base import Sample
+from efficientbioai.registry import register_task
+from efficientbioai.tasks.base import Task
+from efficientbioai.tasks.image_io import list_images, read_image
+
+
+@register_task("reconstruct")
+class ReconstructionTask(Task):
+    """Frames → summed super-resolution image; NMSE (%) and PSNR (dB) against the truth image."""
+
+    primary_metric = "nmse"
+    report_metrics = ("nmse", "psnr")
+    unit = "frames"
+
+    def count(self, sample: Sample) -> int:
+        return int(len(sample.image))
+
+    # -- model facts ---------------------------------------------------------------------------
+    @property
+    def upsample(self) -> int:
+        return int(getattr(self.parser, "upsample", self.config.model.params.get("upsample", 8)))
+
+    @cached_property
+    def multiple(self) -> int:
+        """Frame sides the network needs (frames are padded to it and the output cropped back)."""
+        return int(getattr(self.parser.build_model(), "multiple", 1))
+
+    def _simulation(self):
+        if self.config.simulation is None:
+            raise ConfigError("the reconstruct task needs a 'simulation' section (pixel size at least)")
+        return self.config.simulation
+
+    def _settings(self):
+        from efficientbioai.deepstorm.settings import DeepSTORMSection
+
+        return self.config.deepstorm or DeepSTORMSection()
+
+    # -- data ------------------------------------------------------------------------------------
+    def samples(self) -> Iterator[Sample]:
+        inf = self.config.inference
+        if inf.input is not None:
+            inputs = list_images(inf.input)
+            targets = _list_targets(inf.target) if inf.target else [None] * len(inputs)
+            if len(targets) != len(inputs):
+                raise InputError(f"inference: {len(inputs)} input stacks but {len(targets)} targets")
+            for src, tgt in zip(inputs, targets):
+                stack = check_stack(open_stack(src), str(src))
+                yield Sample(src.stem, stack, self._target(tgt, stack.shape[1:]) if tgt else None)
+            return
+        from efficientbioai.deepstorm.filaments import simulate_filament_stack
+
+        sim = self._simulation().for_test()
+        frames, truth = simulate_filament_stack(sim, self._settings().filaments, sim.test.frames, SEEDS["evaluation"])
+        yield Sample("simulated_test", frames, truth_image(truth, frames.shape[1:], sim.pixel_size, self.upsample))
+
+    def _target(self, path: Path, frame_shape: tuple[int, int]) -> np.ndarray:
+        """Ground truth for a stack: true positions (SMLM CSV), rendered; or an image on the fine grid."""
+        want = (frame_shape[0] * self.upsample, frame_shape[1] * self.upsample)
+        if path.suffix.lower() == ".csv":
+            from efficientbioai.smlm.io import read_localizations
+
+            return truth_image(read_localizations(path), frame_shape, self._simulation().pixel_size, self.upsample)
+        image = read_image(path)
+        if image.shape != want:
+            raise InputError(f"{path}: ground-truth image is {image.shape}; it must be {want} (×{self.upsample} grid)")
+        return image
+
+    def example_batch(self, sample: Sample, batch_size: int) -> np.ndarray:
+        h, w = self.config.inference.tile
+        n = min(batch_size, len(sample.image))
+        frames = np.asarray(sample.image[0:n], np.float32)[np.arange(batch_size) % n]
+        frames = np.pad(frames, ((0, 0), (0, max(0, h - frames.shape[1])), (0, max(0, w - frames.shape[2]))), "edge")
+        return np.ascontiguousarray(frames[:, None, :h, :w])
+
+    # -- predict, score, write -----------------------------------------------------------------
+    def predict(self, engine: BaseInfer, sample: Sample) -> np.ndarray:
+        stack = check_stack(sample.image, sample.name)
+        _, h, w = stack.shape
+        m, u = self.multiple, self.upsample
+        padded = (u * (h + (-h) % m), u * (w + (-w) % m))
+        batches = frame_batches(stack, self.config.inference.batch_size, m, sample.name)
+        return sum_predictions(engine, batches, padded)[: u * h, : u * w]
+
+    def score(self, output: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+        return reconstruction_scores(output, reference, self._settings().metric_sigma_px)
+
+    def write(self, output: np.ndarray, folder: Path, name: str) -> Path:
+        from efficientbioai.smlm.render import save_rendering
+
+        tif, _ = save_rendering(output, folder / f"{name}_sr")
+        return tif
+
+    def extras(self, outputs: list[np.ndarray], samples: list[Sample], folder: Path) -> dict:
+        """Ground-truth renderings (TIFF + PNG) and the SR image's local maxima as ThunderSTORM CSV."""
+        from efficientbioai.deepstorm.maxima import local_maxima
+        from efficientbioai.smlm.io import write_thunderstorm
+        from efficientbioai.smlm.render import save_rendering
+
+        fine = self._simulation().pixel_size / self.upsample
+        files: dict = {}
+        for output, sample in zip(outputs, samples):
+            table = local_maxima(output, fine)
+            files[f"{sample.name}_maxima"] = str(write_thunderstorm(folder / f"{sample.name}_maxima.csv", table))
+            if sample.target is not None:
+                from efficientbioai.deepstorm.kernel import blur
+
+                shown = blur(sample.target, self._settings().metric_sigma_px).astype(np.float32)
+                _, png = save_rendering(shown, folder / f"{sample.name}_truth")
+                files[f"{sample.name}_truth"] = str(png)
+        return files
+
+
+def _list_targets(spec: Path) -> list[Path]:
+    """Ground-truth files: one file, or the CSV/TIFF/.npy files of a folder or glob, sorted."""
+    import glob
+
+    path = Path(spec)
+    if path.is_file():
+        return [path]
+    pattern = str(path / "*") if path.is_dir() else str(spec)
+    files = sorted(Path(p) for p in glob.glob(pattern) if Path(p).suffix.lower() in (".csv", ".tif", ".tiff", ".npy"))
+    if not files:
+        raise InputError(f"no ground-truth files (.csv, .tif, .npy) found at {spec}")
+    return files
