@@ -68,8 +68,32 @@ class DataSection(Section):
     evaluation: SplitSection = Field(default_factory=SplitSection)
 
 
+class FineTuneSection(Section):
+    """Short training after pruning: the parser's own recipe, else supervised or distillation."""
+
+    mode: Literal["auto", "supervised", "distill", "none"] = Field(
+        "auto", description="auto: the parser's fine_tune, else supervised on its training pairs, else distill"
+    )
+    steps: int = Field(300, ge=0)
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(4, ge=1)
+    eval_every: int = Field(50, ge=1, description="steps between points of the metric curve")
+
+
 class PruneSection(Section):
+    """Structured (channel) pruning before int8: ``prune → fine-tune → quantize`` in one run."""
+
     enabled: bool = False
+    library: str = Field("torch_pruning", description="torch_pruning, nni, or 'package.module:Class'")
+    importance: Literal["l1", "l2", "fpgm", "taylor"] = "l1"
+    ratio: float = Field(0.5, ge=0.0, lt=0.95, description="fraction of channels removed per layer (uniform)")
+    scope: Literal["uniform", "global"] = Field("uniform", description="global ranks channels across layers")
+    iterative_steps: int = Field(1, ge=1, le=50, description="prune in this many steps (ratio reached at the end)")
+    round_to: int | None = Field(None, ge=1, description="keep channel counts multiples of this (e.g. 8)")
+    protect: list[str] | None = Field(
+        None, description="module names (fnmatch) never pruned; null = the parser's input layer and output heads"
+    )
+    fine_tune: FineTuneSection = Field(default_factory=FineTuneSection)
 
 
 class OnnxRuntimeQuantSection(Section):
@@ -117,11 +141,67 @@ class ExportSection(Section):
     verify_tolerance: float = Field(1e-5, gt=0, le=1e-1)
 
 
+class TensorRTSection(Section):
+    """TensorRT engine build (``tensorrt:*`` variants) and ONNX Runtime's TensorRT provider.
+
+    Unset shapes come from the deployment: ``opt_batch`` = ``inference.batch_size``, tiles =
+    ``inference.tile``, ``max_batch`` large enough for ``report.latency.batch_size``
+    (see ``compression.convert_tensorrt.profile_from_config``).
+    """
+
+    device: int = Field(0, ge=0, description="CUDA device index")
+    min_batch: int = Field(1, ge=1)
+    opt_batch: int | None = Field(None, ge=1, description="default: inference.batch_size")
+    max_batch: int | None = Field(None, ge=1, description="default: max(opt_batch, report.latency.batch_size)")
+    min_tile: list[int] | None = Field(None, description="smallest spatial tile; default: inference.tile")
+    opt_tile: list[int] | None = Field(None, description="tile TensorRT tunes for; default: inference.tile")
+    max_tile: list[int] | None = Field(None, description="largest spatial tile; default: inference.tile")
+    workspace_mb: int = Field(1024, ge=16, le=1 << 20, description="builder scratch memory limit (MiB)")
+    fp16_fallback: bool = Field(True, description="int8 engines: layers left in float run in fp16 (false: fp32)")
+    strongly_typed: bool | None = Field(
+        None, description="null: weak typing with precision flags where TensorRT has them (10.x), else strong typing"
+    )
+    timing_cache: Path | None = Field(
+        None, description="tactic timing cache, read if present and updated; default: tensorrt/timing.cache"
+    )
+
+    @field_validator("min_tile", "opt_tile", "max_tile")
+    @classmethod
+    def _tile(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not 2 <= len(v) <= 3 or any(s < 1 for s in v)):
+            raise ValueError(f"a tile is 2 or 3 positive sizes, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TensorRTSection:
+        given = [b for b in (self.min_batch, self.opt_batch, self.max_batch) if b is not None]
+        if given != sorted(given):
+            raise ValueError(f"need min_batch <= opt_batch <= max_batch, got {given}")
+        tiles = [t for t in (self.min_tile, self.opt_tile, self.max_tile) if t is not None]
+        if len({len(t) for t in tiles}) > 1:
+            raise ValueError(f"min/opt/max_tile need the same number of sizes, got {tiles}")
+        for a, b in zip(tiles, tiles[1:]):
+            if any(x > y for x, y in zip(a, b)):
+                raise ValueError(f"need min_tile <= opt_tile <= max_tile in every axis, got {tiles}")
+        return self
+
+
+#: ONNX Runtime execution providers ``engine.providers`` may name (onnxruntime:* variants).
+ORT_PROVIDERS = Literal["CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"]
+
+
 class EngineSection(Section):
     name: str = "openvino"
     precision: Literal["fp32", "bf16", "fp16", "int8"] = "int8"
     threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores")
     num_requests: int = Field(2, ge=1, le=64, description="requests in flight (OpenVINO async)")
+    providers: list[ORT_PROVIDERS] = Field(
+        default_factory=lambda: ["CPUExecutionProvider"],
+        min_length=1,
+        description="ONNX Runtime execution providers for onnxruntime:* variants, in priority order; "
+        "a GPU provider that does not become active is an error (ORT would fall back to the CPU silently)",
+    )
+    tensorrt: TensorRTSection = Field(default_factory=TensorRTSection)
 
     @model_validator(mode="after")
     def _known_pair(self) -> EngineSection:
@@ -215,11 +295,22 @@ class Config(Section):
     #: Folder of the YAML file this config came from (relative paths resolve against it).
     source_dir: Path | None = Field(None, exclude=True)
 
+    @property
+    def deployed_variant(self) -> str:
+        """The variant ``inference.py`` deploys: the engine's, pruned when pruning is on."""
+        return self.engine.variant + (":pruned" if self.prune.enabled else "")
+
     def variants(self) -> list[str]:
-        """Every variant to build and measure: the fp32 reference, the report's list, the deployed one."""
+        """Every variant to build and measure: the fp32 reference, the report's list, the deployed one.
+
+        With pruning on, the deployed engine's unpruned variant is kept next to its pruned one,
+        so the report compares fp32, int8 and pruned+int8 side by side."""
         out = ["torch:fp32"] + [v for v in self.report.compare if v != "torch:fp32"]
-        if self.engine.variant not in out:
-            out.append(self.engine.variant)
+        for v in (self.engine.variant, self.deployed_variant):
+            if v not in out:
+                out.append(v)
+        if not self.prune.enabled and any(split_variant(v)[2] for v in out):
+            raise ConfigError("report.compare lists pruned variants but prune.enabled is false")
         return out
 
     def artefact(self, variant: str) -> Path:
@@ -232,9 +323,19 @@ class Config(Section):
         return (self.source_dir or Path.cwd()) / self.artefacts[variant]
 
 
+def split_variant(variant: str) -> tuple[str, str, bool]:
+    """``"openvino:int8:pruned"`` → ``("openvino", "int8", True)``; ``"torch:fp32"`` → ``(..., False)``."""
+    parts = variant.split(":")
+    if len(parts) == 2:
+        return parts[0], parts[1], False
+    if len(parts) == 3 and parts[2] == "pruned":
+        return parts[0], parts[1], True
+    raise ValueError(f"variant {variant!r} must be 'engine:precision' or 'engine:precision:pruned'")
+
+
 def check_variant(variant: str) -> None:
-    """Raise ``ValueError`` unless ``variant`` is a known ``engine:precision`` pair."""
-    engine, _, precision = variant.partition(":")
+    """Raise ``ValueError`` unless ``variant`` is a known ``engine:precision[:pruned]``."""
+    engine, precision, _ = split_variant(variant)
     if engine not in PRECISIONS:
         raise ValueError(f"unknown engine {engine!r} in {variant!r}; engines: {sorted(PRECISIONS)}")
     if precision not in PRECISIONS[engine]:
@@ -252,6 +353,7 @@ _PATH_FIELDS = (
     ("inference", "input"),
     ("inference", "target"),
     ("inference", "output_dir"),
+    ("engine", "tensorrt", "timing_cache"),
 )
 
 

@@ -89,6 +89,7 @@ ENGINES = Registry(
         "torch": "efficientbioai.engines.torch_engine",
         "onnxruntime": "efficientbioai.engines.ort_engine",
         "openvino": "efficientbioai.engines.openvino_engine",
+        "tensorrt": "efficientbioai.engines.tensorrt_engine",
     },
 )
 QUANTIZERS = Registry(
@@ -96,9 +97,16 @@ QUANTIZERS = Registry(
     {
         "onnxruntime": "efficientbioai.compression.quantize_ort",
         "openvino": "efficientbioai.compression.quantize_ov",
+        "tensorrt": "efficientbioai.compression.quantize_trt",
     },
 )
-PRUNERS = Registry("pruner")
+PRUNERS = Registry(
+    "pruner",
+    {
+        "torch_pruning": "efficientbioai.compression.prune_tp",
+        "nni": "efficientbioai.compression.prune_nni",
+    },
+)
 TASKS = Registry(
     "task",
     {

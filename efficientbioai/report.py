@@ -43,6 +43,9 @@ def summary_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     unit = report.get("unit", "images")
     truth_metrics = report.get("report_metrics", [metric])
     header = [c.format(unit=unit, one=unit.removesuffix("s")) for c in COLUMNS]
+    pruned = bool(report.get("pruning"))
+    if pruned:
+        header.append("params")
     header += [_pretty(m) for m in truth_metrics] + [f"{_pretty(metric)} vs fp32"]
     table = []
     for r in rows:
@@ -61,6 +64,7 @@ def summary_rows(report: dict) -> tuple[list[str], list[list[str]]]:
                 _fmt(r["energy_j_per_unit"], ".2f"),
                 _fmt(saved, ".0f") + ("%" if saved is not None else ""),
                 f"{r['artefact_bytes'] / 1e6:.2f}",
+                *([f"{r['parameters']:,}" if r.get("parameters") else "–"] if pruned else []),
                 *(_fmt(truth.get(m), ".4f" if abs(truth.get(m) or 0) < 10 else ".1f") for m in truth_metrics),
                 _fmt(r.get("vs_fp32", {}).get(metric), ".4f"),
             ]
@@ -96,6 +100,38 @@ def notes(report: dict) -> list[str]:
     return out
 
 
+def pruning_lines(report: dict) -> list[str]:
+    """What pruning removed and how fine-tuning went (Markdown), or nothing."""
+    p = report.get("pruning")
+    if not p:
+        return []
+    b, a = p["before"], p["after"]
+    lines = [
+        "## Pruning",
+        "",
+        f"- {p['library']}: {p['importance']} importance, {p['ratio']:.0%} of channels ({p['scope']}, "
+        f"{p['iterative_steps']} step(s)); protected: {', '.join(p['protected']) or 'none'}.",
+        f"- Parameters {b['parameters']:,} → {a['parameters']:,} ({a['parameters'] / b['parameters']:.0%}); "
+        f"FLOPs per tile {b['flops_per_tile'] / 1e9:.2f} → {a['flops_per_tile'] / 1e9:.2f} G.",
+    ]
+    ft = p.get("fine_tune") or {}
+    if ft.get("mode", "none") == "none":
+        return lines + ["- No fine-tuning.", ""]
+    lines.append(
+        f"- Fine-tuning: {ft['mode']}, {ft.get('steps')} steps, lr {ft.get('lr')}, batch {ft.get('batch_size')}."
+    )
+    curve = ft.get("curve") or []
+    if curve:
+        keys = [k for k in curve[-1] if k != "step"]
+        lines += ["", "| step | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+        for point in curve:
+            cells = [
+                _fmt(point.get(k), ".4g") if isinstance(point.get(k), float) else str(point.get(k, "–")) for k in keys
+            ]
+            lines.append(f"| {point['step']} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def to_markdown(report: dict) -> str:
     header, table = summary_rows(report)
     lines = [
@@ -106,6 +142,7 @@ def to_markdown(report: dict) -> str:
     ]
     lines += ["| " + " | ".join(row) + " |" for row in table]
     lines += [""] + [f"- {n}" for n in notes(report)] + [""]
+    lines += pruning_lines(report)
     return "\n".join(lines)
 
 

@@ -77,6 +77,7 @@ def run_inference(
             "energy_j_per_unit": meter.joules_per(units),
             "energy_method": meter.method,
             "artefact_bytes": artefact_size(config.artefact(variant)),
+            "parameters": _manifest(exp).get("variants", {}).get(variant, {}).get("parameters"),
         }
         with_gt = [(o, s.target) for o, s in zip(outputs, samples) if s.target is not None]
         if with_gt:
@@ -86,10 +87,10 @@ def run_inference(
         if reference_outputs is not None:
             row["vs_fp32"] = _mean([task.score(o, r) for o, r in zip(outputs, reference_outputs)])
         write = config.report.write_outputs
-        if write == "all" or (write == "deploy" and variant == config.engine.variant):
+        if write == "all" or (write == "deploy" and variant == config.deployed_variant):
             folder = out_dir if write == "deploy" else out_dir / variant.replace(":", "_")
             row["outputs"] = [str(task.write(o, folder, s.name)) for o, s in zip(outputs, samples)]
-        if variant == config.engine.variant:
+        if variant == config.deployed_variant:
             row["extras"] = task.extras(outputs, samples, out_dir)
         rows.append(row)
         del engine
@@ -101,15 +102,20 @@ def run_inference(
         "report_metrics": list(task.report_metrics or (task.primary_metric,)),
         "unit": task.unit,
         "reference": REFERENCE,
-        "deployed": config.engine.variant,
+        "deployed": config.deployed_variant,
         "model": manifest_model,
         "machine": machine(),
         "versions": library_versions(),
         "variants": rows,
+        "pruning": _manifest(exp).get("pruning"),
     }
     write_report(report, exp)
     return report
 
 
 def _manifest_model(exp: Path) -> dict:
-    return json.loads((exp / "manifest.json").read_text()).get("model", {})
+    return _manifest(exp).get("model", {})
+
+
+def _manifest(exp: Path) -> dict:
+    return json.loads((exp / "manifest.json").read_text())

@@ -21,9 +21,11 @@ from tqdm import tqdm
 
 from efficientbioai.compression.convert import onnx_to_openvino
 from efficientbioai.compression.export import export_onnx, verify_onnx
+from efficientbioai.compression.prune import prune_and_fine_tune
+from efficientbioai.compression.pruned_checkpoint import save_pruned
 from efficientbioai.compression.quantizer import Validation
-from efficientbioai.config import Config, load_config
-from efficientbioai.errors import BackendUnavailableError, ConfigError, InputError
+from efficientbioai.config import Config, load_config, split_variant
+from efficientbioai.errors import ConfigError, InputError
 from efficientbioai.manifest import (
     artefact_files,
     artefact_size,
@@ -87,7 +89,7 @@ def _publish(staging: Path, exp_path: Path) -> None:
 def _build_variant(
     variant: str, config: Config, parser: BaseParser, work: Path, onnx_path: Path, calib: list[np.ndarray]
 ) -> Path:
-    engine, _, precision = variant.partition(":")
+    engine, precision, _ = split_variant(variant)
     if engine == "torch":
         return work / "model_fp32.pt"
     if engine == "onnxruntime" and precision == "fp32":
@@ -96,10 +98,9 @@ def _build_variant(
         ir = work / "openvino" / "model_fp32.xml"
         return ir if ir.exists() else onnx_to_openvino(onnx_path, work)
     if engine == "tensorrt":
-        raise BackendUnavailableError(
-            f"{variant}: TensorRT engines are not built by this version; use openvino:int8 or "
-            "onnxruntime:int8 on the CPU"
-        )
+        from efficientbioai.compression.convert_tensorrt import build_tensorrt_variant
+
+        return build_tensorrt_variant(variant, config, parser, work, onnx_path, calib)
     quant = config.quantize
     settings = {"onnxruntime": quant.onnxruntime, "openvino": quant.openvino}[engine]
     validation = _validation(config, parser) if getattr(settings, "max_accuracy_drop", None) else None
@@ -118,18 +119,17 @@ def compress(config_path: str | Path, exp_path: str | Path, overwrite: bool = Fa
     config_path, exp_path = Path(config_path), Path(exp_path).resolve()
     config = load_config(config_path)
     parser = create_parser(config)
-    if config.prune.enabled:
-        raise ConfigError(
-            f"{config_path}: prune.enabled is true, but structured pruning is not available in "
-            "this version; set it to false"
-        )
     steps = _Steps()
     with steps.step("load model"):
         model = parser.load_model()
     example = parser.example_input()
+    pruned, pruning = None, None
+    if config.prune.enabled:
+        with steps.step("prune and fine-tune", importance=config.prune.importance, ratio=config.prune.ratio):
+            pruned, pruning = prune_and_fine_tune(model, parser, config.prune, example)
     staging = _staging_dir(exp_path, overwrite)
     try:
-        _run(config, parser, model, example, staging, steps, config_path, exp_path)
+        _run(config, parser, model, example, staging, steps, config_path, exp_path, pruned, pruning)
         _publish(staging, exp_path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -138,7 +138,27 @@ def compress(config_path: str | Path, exp_path: str | Path, overwrite: bool = Fa
     return exp_path / "deploy.yaml"
 
 
-def _run(config, parser, model, example, work: Path, steps: _Steps, config_path: Path, exp_path: Path) -> None:
+def _export(model, example, path: Path, parser: BaseParser, config: Config, calib: list, info: dict) -> Path:
+    onnx_path = export_onnx(
+        model,
+        example,
+        path,
+        parser.input_names,
+        parser.output_names,
+        parser.dynamic_axes(),
+        config.export.opset,
+        config.export.exporter,
+    )
+    checks = [torch.from_numpy(x) for x in calib[:2]]
+    if config.export.dynamic_batch and len(checks) == 2:
+        checks.append(torch.cat(checks))
+    info["max_relative_error"] = verify_onnx(model, onnx_path, checks, config.export.verify_tolerance)
+    return onnx_path
+
+
+def _run(
+    config, parser, model, example, work: Path, steps: _Steps, config_path: Path, exp_path: Path, pruned, pruning
+) -> None:
     torch.save(model.state_dict(), work / "model_fp32.pt")
     with steps.step("calibration data", source=config.data.calibration.source) as info:
         calib = [
@@ -154,24 +174,23 @@ def _run(config, parser, model, example, work: Path, steps: _Steps, config_path:
     if not calib:
         raise InputError("no calibration inputs: check data.calibration")
     with steps.step("export onnx", opset=config.export.opset, exporter=config.export.exporter) as info:
-        onnx_path = export_onnx(
-            model,
-            example,
-            work / "model.onnx",
-            parser.input_names,
-            parser.output_names,
-            parser.dynamic_axes(),
-            config.export.opset,
-            config.export.exporter,
-        )
-        checks = [torch.from_numpy(x) for x in calib[:2]]
-        if config.export.dynamic_batch and len(checks) == 2:
-            checks.append(torch.cat(checks))
-        info["max_relative_error"] = verify_onnx(model, onnx_path, checks, config.export.verify_tolerance)
+        onnx_path = _export(model, example, work / "model.onnx", parser, config, calib, info)
     artefacts: dict[str, Path] = {}
     for variant in config.variants():
+        if split_variant(variant)[2]:
+            continue  # pruned variants: built by _add_pruned from the pruned model
         with steps.step(f"build {variant}"):
             artefacts[variant] = _build_variant(variant, config, parser, work, onnx_path, calib)
+    if pruned is not None:
+        pruned_dir = work / "pruned"
+        pruned_dir.mkdir()
+        save_pruned(pruned, pruned_dir / "model_fp32.pt")
+        with steps.step("export pruned onnx") as info:
+            pruned_onnx = _export(pruned, example, pruned_dir / "model.onnx", parser, config, calib, info)
+        for variant in config.variants():
+            if split_variant(variant)[2]:
+                with steps.step(f"build {variant}"):
+                    artefacts[variant] = _build_variant(variant, config, parser, pruned_dir, pruned_onnx, calib)
     deploy = config.model_copy(deep=True)
     deploy.model.checkpoint = Path("model_fp32.pt")
     deploy.artefacts = {v: str(p.relative_to(work)) for v, p in artefacts.items()}
@@ -187,13 +206,19 @@ def _run(config, parser, model, example, work: Path, steps: _Steps, config_path:
         "parser": config.model.parser,
         "steps": steps.done,
         "variants": {
-            v: {"artefact": str(p.relative_to(work)), "bytes": artefact_size(p)} for v, p in artefacts.items()
+            v: {
+                "artefact": str(p.relative_to(work)),
+                "bytes": artefact_size(p),
+                "parameters": parameter_count(pruned if split_variant(v)[2] else model),
+            }
+            for v, p in artefacts.items()
         },
         "model": {
             "parameters": parameter_count(model),
             "flops_per_tile": flop_count(model, example),
             "tile": list(example.shape),
         },
+        "pruning": pruning,
         "calibration": {
             "source": config.data.calibration.source,
             "num_samples": len(calib),

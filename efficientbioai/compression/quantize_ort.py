@@ -81,6 +81,10 @@ class OnnxRuntimeQuantizer(Quantizer):
     """``model_int8.onnx``: QDQ, per-channel weights, calibration method from the config."""
 
     variant = "onnxruntime:int8"
+    #: Op types to quantize (None: ONNX Runtime's default set) and extra ``quantize_static``
+    #: options; a back end with its own rules (``quantize_trt.TensorRTQuantizer``) sets them.
+    op_types: tuple[str, ...] | None = None
+    extra_options: dict = {}
 
     def apply(self, onnx_path: Path, calibration: list[np.ndarray], out_dir: Path) -> Path:
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -104,9 +108,14 @@ class OnnxRuntimeQuantizer(Quantizer):
             activation_type=qtype[s.activation_type],
             weight_type=qtype[s.weight_type],
             nodes_to_exclude=match_nodes(pre, self.keep_float),
+            op_types_to_quantize=list(self.op_types) if self.op_types else None,
             calibrate_method=_method(s.method),
             calibration_cache_path=str(cache),
-            extra_options={"ActivationSymmetric": s.symmetric_activations, "WeightSymmetric": True},
+            extra_options={
+                "ActivationSymmetric": s.symmetric_activations,
+                "WeightSymmetric": True,
+                **self.extra_options,
+            },
         )
         pre.unlink()
         log.info("ONNX Runtime int8 (%s calibration, %d samples) → %s", s.method, len(calibration), out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from efficientbioai.config import Config
+from efficientbioai.config import Config, split_variant
 from efficientbioai.engines.base import BaseInfer
 from efficientbioai.parsers.base import BaseParser
 from efficientbioai.registry import ENGINES
@@ -16,10 +16,20 @@ def create_engine(variant: str, config: Config, parser: BaseParser) -> BaseInfer
     ``torch:fp32`` rebuilds the model through the parser (the checkpoint is the artefact);
     every other variant loads the file compress.py wrote.
     """
-    engine_name, _, precision = variant.partition(":")
+    engine_name, precision, pruned = split_variant(variant)
     cls = ENGINES.get(engine_name)
     threads = config.engine.threads or os.cpu_count() or 1
     if engine_name == "torch":
+        if pruned:
+            from efficientbioai.compression.pruned_checkpoint import load_pruned
+
+            return cls(load_pruned(parser.build_model(), config.artefact(variant)), precision, threads)
         return cls(parser.load_model(), precision, threads)
     kwargs = {"num_requests": config.engine.num_requests} if engine_name == "openvino" else {}
+    if engine_name == "tensorrt":
+        kwargs = {"device": config.engine.tensorrt.device}
+    elif engine_name == "onnxruntime" and config.engine.providers != ["CPUExecutionProvider"]:
+        from efficientbioai.engines.ort_providers import session_providers
+
+        kwargs = session_providers(config, variant, config.artefact(variant))
     return cls(config.artefact(variant), precision, threads, **kwargs)

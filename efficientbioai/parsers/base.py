@@ -23,6 +23,8 @@ from efficientbioai.parsers.checkpoint import load_state_dict
 from efficientbioai.tasks.image_io import list_images, read_image
 from efficientbioai.tasks.normalize import normalize
 
+_PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
+
 
 @dataclass
 class Sample:
@@ -101,6 +103,57 @@ class BaseParser(ABC):
     def default_keep_float(self) -> list[str]:
         """Layers a family keeps in float unless the config says otherwise (e.g. output heads)."""
         return []
+
+    # -- pruning and fine-tuning -----------------------------------------------------------
+    def protected_layers(self, model: nn.Module) -> list[str]:
+        """Module names never pruned by default: the input layer and the output layer(s).
+
+        The default takes the first and the last convolution / linear layer in registration
+        order; families with several output heads override it.
+        """
+        layers = [n for n, m in model.named_modules() if isinstance(m, _PRUNABLE) and n]
+        return list(dict.fromkeys([layers[0], layers[-1]])) if layers else []
+
+    def training_batch(self, index: int, batch_size: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(inputs (B, C, *tile), targets (B, C_out, *tile))`` of the parser's training data,
+        for fine-tuning; ``None`` when the family has no built-in training data."""
+        tile = tuple(self.config.inference.tile)
+        xs, ys = [], []
+        for i in range(batch_size):
+            try:
+                image, target = self.synthetic_pair("train", index * batch_size + i, tile)
+            except ConfigError:
+                return None
+            xs.append(self.preprocess(self.channels_first(image)))
+            ys.append(np.asarray(target, np.float32).reshape(-1, *tile))
+        return np.stack(xs).astype(np.float32), np.stack(ys).astype(np.float32)
+
+    def fine_tune(self, model: nn.Module, reference: nn.Module, settings) -> dict | None:
+        """The family's own fine-tuning recipe after pruning (``None``: use the generic loop)."""
+        return None
+
+    def fine_tune_loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Loss of the generic fine-tuning loop (mean squared error)."""
+        return torch.nn.functional.mse_loss(output, target)
+
+    def fine_tune_metric(self, output: np.ndarray, target: np.ndarray) -> tuple[str, float] | None:
+        """The task's primary metric on a batch of raw outputs, for the fine-tuning curve."""
+        from efficientbioai.registry import TASKS
+
+        task = TASKS.get(self.task_name)(self.config, self)
+        try:
+            values = [task.tile_metric(o, t[0] if t.shape[0] == 1 else t) for o, t in zip(output, target)]
+        except NotImplementedError:
+            return None
+        return task.primary_metric, float(np.mean(values))
+
+    def taylor_loss_fn(self):
+        """A ``loss(model)`` on one training batch for Taylor importance, or ``None``."""
+        pair = self.training_batch(0, 2)
+        if pair is None:
+            return None
+        x, y = (torch.from_numpy(a) for a in pair)
+        return lambda model: self.fine_tune_loss(model(x), y)
 
     # -- data ------------------------------------------------------------------------------
     def preprocess(self, image: np.ndarray) -> np.ndarray:

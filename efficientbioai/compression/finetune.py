@@ -1,0 +1,120 @@
+"""Fine-tuning after pruning: recover the accuracy the removed channels carried.
+
+Order of preference (``prune.fine_tune.mode: auto``): the parser's own ``fine_tune`` (e.g.
+DilatedLoc trains on freshly simulated frames with its own loss); else supervised on the
+parser's training pairs; else distillation — the pruned model learns to reproduce the unpruned
+fp32 model's outputs on the calibration inputs, which needs no labels. The loss and a held-out
+metric are recorded every ``eval_every`` steps: that curve goes into the manifest and report.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from efficientbioai.config import FineTuneSection
+from efficientbioai.errors import ConfigError
+from efficientbioai.parsers.base import BaseParser
+
+log = logging.getLogger(__name__)
+
+#: Batch index of the held-out batch the curve is measured on (far from the training indices).
+HELD_OUT = 1_000_000
+
+
+def fine_tune(pruned: nn.Module, reference: nn.Module, parser: BaseParser, settings: FineTuneSection) -> dict:
+    """Train ``pruned`` in place; returns ``{mode, steps, lr, batch_size, curve}``."""
+    if settings.mode == "none" or settings.steps == 0:
+        return {"mode": "none", "steps": 0}
+    if settings.mode == "auto":
+        custom = parser.fine_tune(pruned, reference, settings)
+        if custom is not None:
+            return custom
+    mode = settings.mode
+    has_pairs = parser.training_batch(0, 1) is not None
+    if mode == "auto":
+        mode = "supervised" if has_pairs else "distill"
+    if mode == "supervised" and not has_pairs:
+        raise ConfigError(
+            f"prune.fine_tune.mode 'supervised': parser {type(parser).__name__} has no training pairs; use 'distill'"
+        )
+    batch = (
+        _supervised_batches(parser, settings) if mode == "supervised" else _distill_batches(parser, reference, settings)
+    )
+    curve = _train(pruned, parser, batch, settings)
+    return {"mode": mode, "steps": settings.steps, "lr": settings.lr, "batch_size": settings.batch_size, "curve": curve}
+
+
+Batches = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _supervised_batches(parser: BaseParser, settings: FineTuneSection) -> Batches:
+    def batch(index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = parser.training_batch(index, settings.batch_size)
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+    return batch
+
+
+def _distill_batches(parser: BaseParser, reference: nn.Module, settings: FineTuneSection) -> Batches:
+    """Inputs: the parser's training inputs if any, else its calibration inputs (cycled);
+    targets: the unpruned model's outputs."""
+    pool = [x for x in parser.calibration_inputs()]
+    if not pool:
+        raise ConfigError("distillation needs inputs: data.calibration yielded none")
+    reference = reference.eval()
+
+    def batch(index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if index == HELD_OUT:  # the last calibration input is held out of training
+            xs = [pool[-1]]
+        else:
+            usable = pool[:-1] or pool
+            start = index * settings.batch_size
+            xs = [usable[(start + i) % len(usable)] for i in range(settings.batch_size)]
+        x = torch.from_numpy(np.concatenate(xs))
+        with torch.no_grad():
+            y = reference(x)
+        return x, y
+
+    return batch
+
+
+def _train(model: nn.Module, parser: BaseParser, batch: Batches, settings: FineTuneSection) -> list[dict]:
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / settings.steps)))
+    held_x, held_y = batch(HELD_OUT)
+    curve = [_point(model, parser, 0, None, held_x, held_y)]
+    bar = tqdm(range(settings.steps), desc="fine-tuning", mininterval=2.0)
+    for step in bar:
+        model.train()
+        x, y = batch(step)
+        loss = parser.fine_tune_loss(model(x), y)
+        if not torch.isfinite(loss):
+            raise ConfigError(f"fine-tuning diverged at step {step} (loss {loss.item()}); lower prune.fine_tune.lr")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if (step + 1) % settings.eval_every == 0 or step + 1 == settings.steps:
+            curve.append(_point(model, parser, step + 1, loss.item(), held_x, held_y))
+            bar.set_postfix(loss=f"{loss.item():.4g}", held_out=f"{curve[-1]['held_out_loss']:.4g}")
+    model.eval()
+    return curve
+
+
+def _point(model, parser, step, train_loss, x, y) -> dict:
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+        held = float(parser.fine_tune_loss(out, y))
+    point = {"step": step, "train_loss": None if train_loss is None else round(train_loss, 6), "held_out_loss": held}
+    metric = parser.fine_tune_metric(out.numpy(), y.numpy())
+    if metric is not None:
+        point[metric[0]] = round(metric[1], 5)
+    return point
