@@ -24,6 +24,7 @@ class ORTModule(BaseInfer):
         precision: str = "fp32",
         threads: int | None = None,
         providers: list[str] | None = None,
+        provider_options: list[dict] | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -35,8 +36,11 @@ class ORTModule(BaseInfer):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             options.intra_op_num_threads = threads
+        providers = providers or ["CPUExecutionProvider"]
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(
+                str(path), options, providers=providers, provider_options=provider_options
+            )
         except Exception as exc:
             raise ArtefactError(f"{path}: ONNX Runtime cannot load it: {exc}") from None
         spec = self.session.get_inputs()[0]
@@ -44,6 +48,10 @@ class ORTModule(BaseInfer):
         self.input_rank = len(spec.shape)
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.providers = self.session.get_providers()
+        if providers != ["CPUExecutionProvider"]:  # ORT falls back to the CPU silently: check
+            from efficientbioai.engines.ort_providers import check_providers
+
+            check_providers(providers, self.providers, ort.get_available_providers(), path)
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         return self.session.run(None, {self.input_name: x})
