@@ -34,7 +34,7 @@ _SHAPE_ATTRS = (
 
 def _shape_attributes(model: nn.Module) -> dict[str, dict[str, int]]:
     attrs = {}
-    for name, module in model.named_modules():
+    for name, module in model.named_modules(remove_duplicate=False):
         found = {a: getattr(module, a) for a in _SHAPE_ATTRS if isinstance(getattr(module, a, None), int)}
         if found:
             attrs[name] = found
@@ -67,7 +67,7 @@ def load_pruned(model: nn.Module, path: str | Path) -> nn.Module:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputError(f"{path} is not a pruned checkpoint written by efficientbioai (format {FORMAT})")
     state, attrs = data["state_dict"], data["attributes"]
-    modules = dict(model.named_modules())
+    modules = dict(model.named_modules(remove_duplicate=False))
     for name, values in attrs.items():
         if name not in modules:
             raise InputError(f"{path}: layer {name!r} is not in the model the config builds; check model.params")

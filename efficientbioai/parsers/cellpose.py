@@ -102,6 +102,12 @@ class CellposeParser(BaseParser):
         hundreds of steps, so their small errors add up."""
         return ["/output/*"]
 
+    def fine_tune(self, model: nn.Module, reference: nn.Module, settings) -> dict:
+        """After pruning: cellpose's own ``train_seg`` on generated nuclei (flows + cell probability)."""
+        from efficientbioai.cellpose.train import fine_tune_cellpose
+
+        return fine_tune_cellpose(model.net, self.settings, settings.steps, settings.lr, settings.batch_size)
+
     # -- data ---------------------------------------------------------------------------
     def channels_first(self, image: np.ndarray, name: str = "image") -> np.ndarray:
         """2D grayscale ``(H, W)`` or ``(C, H, W)`` with C ≤ 3, as cellpose's ``channels`` select from."""

@@ -45,6 +45,24 @@ class DilatedLocParser(BaseParser):
         """The output heads and stage: offset and photon regression is what int8 hurts first."""
         return ["/head_*", "/output/*"]
 
+    def protected_layers(self, model: nn.Module) -> list[str]:
+        """The first layer, every output head and the output stage."""
+        return ["l1", "head_*", "output"]
+
+    def fine_tune(self, model: nn.Module, reference: nn.Module, settings) -> dict:
+        """After pruning: more DilatedLoc training on freshly simulated frames (its own loss)."""
+        from efficientbioai.smlm.train import fine_tune_dilatedloc
+
+        sim = self._simulation().model_copy(update={"frame_shape": list(self.config.inference.tile)})
+        curve = fine_tune_dilatedloc(model, sim, settings.steps, settings.lr, settings.batch_size, settings.eval_every)
+        return {
+            "mode": "dilatedloc training (simulated frames)",
+            "steps": settings.steps,
+            "lr": settings.lr,
+            "batch_size": settings.batch_size,
+            "curve": curve,
+        }
+
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         return np.asarray(image, dtype=np.float32)
 

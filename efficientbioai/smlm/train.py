@@ -179,6 +179,39 @@ def train_dilatedloc(config: Config | str | Path, resume: bool = False) -> Path:
     return out
 
 
+def fine_tune_dilatedloc(
+    model: torch.nn.Module, sim: SimulationSection, steps: int, lr: float, batch_size: int, eval_every: int
+) -> list[dict]:
+    """Continue training ``model`` (e.g. after pruning) on fresh simulated frames with the
+    DilatedLoc loss; returns the curve (loss, validation Jaccard and RMSE every ``eval_every``)."""
+    opt = torch.optim.NAdam(model.parameters(), lr=lr)
+    z_scale, photon_scale = float(model.z_scale), float(model.photon_scale)
+    frames = model.frames
+    curve = [{"step": 0, "train_loss": None, **_curve_point(model, sim, frames)}]
+    bar = tqdm(range(steps), desc="fine-tuning DilatedLoc", mininterval=2.0)
+    for step in bar:
+        model.train()
+        # seeds after the training range of train_dilatedloc's defaults, so batches are new
+        x, t, m = simulate_batch(sim, batch_size, SEEDS["train"] + 5_000_000 + step, frames=frames)
+        loss, _ = dilatedloc_loss(
+            model(torch.from_numpy(x)), torch.from_numpy(t), torch.from_numpy(m), z_scale, photon_scale
+        )
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 30.0)
+        opt.step()
+        if (step + 1) % eval_every == 0 or step + 1 == steps:
+            curve.append({"step": step + 1, "train_loss": round(loss.item(), 3), **_curve_point(model, sim, frames)})
+            bar.set_postfix(jaccard=curve[-1]["jaccard"])
+    model.eval()
+    return curve
+
+
+def _curve_point(model: torch.nn.Module, sim: SimulationSection, frames: int) -> dict:
+    val = validate(model, sim, 16, frames=frames)
+    return {"jaccard": val["jaccard"], "rmse_lateral": val["rmse_lateral"], "rmse_axial": val["rmse_axial"]}
+
+
 def _save(model, out: Path, source: str, settings: TrainSection, history: list, seconds: float, resume: bool) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial")

@@ -52,8 +52,13 @@ def test_fine_tuning_curve_recorded(pruned_report):
 def test_report_compares_all_variants(pruned_report):
     deploy, report = pruned_report
     rows = {r["variant"]: r for r in report["variants"]}
-    assert set(rows) == {"torch:fp32", "openvino:int8", "torch:fp32:pruned", "onnxruntime:int8:pruned",
-                         "openvino:int8:pruned"}
+    assert set(rows) == {
+        "torch:fp32",
+        "openvino:int8",
+        "torch:fp32:pruned",
+        "onnxruntime:int8:pruned",
+        "openvino:int8:pruned",
+    }
     assert report["deployed"] == "openvino:int8:pruned"
     # the pruned model still denoises: close to its own fp32 after int8
     assert rows["openvino:int8:pruned"]["vs_ground_truth"]["pearson"] > 0.5
