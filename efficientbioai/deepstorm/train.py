@@ -4,7 +4,9 @@ Follows Deep-STORM's ``Training.py``: a fixed pool of simulated patches (``deeps
 from the train seed range) and a held-out pool (validation seeds); the dataset normalisation
 statistics are computed on the training pool and stored in the model's buffers; Adam; the
 loss of :mod:`efficientbioai.deepstorm.loss`; the checkpoint with the lowest validation loss is
-kept (``save_best_only``). Deep-STORM's plateau schedule becomes a StepLR (``train.lr_step``,
+kept (``save_best_only``). The L1 weight ramps up linearly over the first 10 % of the steps:
+at full weight from step 0 it drives an untrained network's output to zero, and the first few
+hundred steps are lost climbing out of that. Deep-STORM's plateau schedule becomes a StepLR (``train.lr_step``,
 ``train.lr_decay``) because a CPU run has a fixed step budget. Every ``validation_every`` steps
 the validation loss and NMSE/PSNR of a reconstructed validation filament stack (its own seeds,
 ``train.validation_frames`` frames) are logged; the JSON record beside the checkpoint holds the
@@ -25,7 +27,7 @@ from tqdm import tqdm
 
 from efficientbioai.config import Config, load_config
 from efficientbioai.deepstorm import SEEDS
-from efficientbioai.deepstorm.data import PatchSet, normalisation_stats, pad_frames, simulate_patches, spike_targets
+from efficientbioai.deepstorm.data import PatchSet, normalisation_stats, simulate_patches, spike_targets
 from efficientbioai.deepstorm.loss import deepstorm_loss
 from efficientbioai.deepstorm.settings import DeepSTORMSection
 from efficientbioai.errors import ConfigError
@@ -36,10 +38,10 @@ log = logging.getLogger(__name__)
 
 
 def _batch(model, pool: PatchSet, idx: np.ndarray, spec: DeepSTORMSection):
-    """Network input (padded to the model's multiple) and targets for the patches ``idx``."""
+    """Network input and targets for the patches ``idx``."""
     u = model.upsample
     size = spec.patch_size * u
-    x = torch.from_numpy(pad_frames(pool.inputs[idx], model.multiple)[:, None].copy())
+    x = torch.from_numpy(pool.inputs[idx][:, None].copy())
     y = spike_targets(
         [pool.positions[i] for i in idx], size, pool.pixel_size / u, spec.target_sigma_px, spec.target_scale
     )
@@ -96,6 +98,12 @@ def train_deepstorm(config: Config | str | Path, resume: bool = False) -> Path:
         torch.set_num_threads(spec.train_threads)
     torch.manual_seed(settings.seed)
     model = parser.build_model(sum_frames=False)
+    if spec.patch_size % model.multiple:
+        raise ConfigError(
+            f"deepstorm.patch_size {spec.patch_size} must be a multiple of {model.multiple} for the "
+            f"{model.variant} variant (its poolings), e.g. {spec.patch_size + (-spec.patch_size) % model.multiple}: "
+            "padded training patches teach the network edges that whole frames do not have"
+        )
     if resume and out.is_file():
         load_state_dict(model, out)
     start = time.time()
@@ -118,6 +126,7 @@ def train_deepstorm(config: Config | str | Path, resume: bool = False) -> Path:
     order, cursor = rng.permutation(len(pool)), 0
     history: list[dict] = []
     best = float("inf")
+    warmup = max(1, settings.steps // 10)  # L1 ramps up: from the start it drives the output to 0
     simulated = round(time.time() - start, 1)
     bar = tqdm(range(settings.steps), desc="training Deep-STORM", mininterval=2.0)
     for step in bar:
@@ -127,7 +136,8 @@ def train_deepstorm(config: Config | str | Path, resume: bool = False) -> Path:
         cursor += settings.batch_size
         model.train()
         x, y, size = _batch(model, pool, idx, spec)
-        loss, parts = deepstorm_loss(model(x)[..., :size, :size], y, spec.target_sigma_px, spec.l1_weight)
+        l1_weight = spec.l1_weight * min(1.0, (step + 1) / warmup)
+        loss, parts = deepstorm_loss(model(x)[..., :size, :size], y, spec.target_sigma_px, l1_weight)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -1,0 +1,54 @@
+"""The Deep-STORM networks: parameter count, shapes, in-graph normalisation and frame sum."""
+
+import pytest
+import torch
+
+from efficientbioai.models.deepstorm import DeepSTORM
+
+
+def test_original_matches_deep_storm_parameter_count():
+    # EliasNehme/Deep-STORM CNN_Model.py: 1,366,208 trainable parameters (convs without bias + BN γ/β)
+    assert sum(p.numel() for p in DeepSTORM("original", width=32).parameters()) == 1_366_208
+
+
+@pytest.mark.parametrize("variant", ["original", "unet"])
+def test_output_is_the_upsampled_grid(variant):
+    net = DeepSTORM(variant, width=4).eval()
+    with torch.no_grad():
+        assert net(torch.rand(3, 1, 16, 24)).shape == (3, 1, 128, 192)
+        net.sum_frames = True
+        assert net(torch.rand(3, 1, 16, 24)).shape == (1, 1, 128, 192)
+
+
+def test_sum_frames_is_the_clipped_sum_of_frames():
+    net = DeepSTORM("unet", width=4).eval()
+    x = torch.rand(5, 1, 16, 16) * 1000
+    with torch.no_grad():
+        per_frame = net(x)
+        net.sum_frames = True
+        summed = net(x)
+    assert torch.allclose(summed[0], per_frame.clamp_min(0).sum(0), rtol=1e-5, atol=1e-5)
+
+
+def test_each_frame_is_normalised_on_its_own():
+    # min-max per frame: an affine change of a frame's intensities (gain, offset) changes nothing
+    net = DeepSTORM("unet", width=4).eval()
+    net.norm_mean.fill_(0.2)
+    net.norm_std.fill_(0.3)
+    x = torch.rand(2, 1, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(net(x), net(37.0 * x + 100.0), atol=1e-4)
+
+
+def test_stats_are_saved_in_the_state_dict():
+    state = DeepSTORM("unet", width=4).state_dict()
+    assert {"norm_mean", "norm_std"} <= set(state)
+
+
+def test_padding_multiples_and_bad_arguments():
+    assert DeepSTORM("unet", width=4).multiple == 4
+    assert DeepSTORM("original", width=4).multiple == 1  # ×8 upsampling covers its three poolings
+    with pytest.raises(ValueError, match="variant"):
+        DeepSTORM("resnet")
+    with pytest.raises(ValueError, match="power of two"):
+        DeepSTORM("unet", upsample=6)
