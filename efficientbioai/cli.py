@@ -99,6 +99,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune_sweep(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from efficientbioai.compression.sensitivity import sensitivity_sweep
+
+    ratios = tuple(float(r) for r in args.ratios.split(","))
+    if any(not 0 <= r < 0.95 for r in ratios):
+        raise ConfigError(f"--ratios must lie in [0, 0.95); got {args.ratios}")
+    rows = sensitivity_sweep(args.config, ratios, args.importance, args.fine_tune_steps, args.engine, args.samples)
+    table = Table(title=f"Pruning sensitivity ({rows[0]['importance']}, {args.engine} fp32, {args.config})")
+    for key in rows[0]:
+        if key != "importance":
+            table.add_column(key.replace("_", " "), justify="right")
+    for row in rows:
+        cells = [row[k] for k in row if k != "importance"]
+        table.add_row(*[f"{c:,}" if isinstance(c, int) else "–" if c is None else f"{c:.4g}" for c in cells])
+    Console(width=150).print(table)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="efficientbioai", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
@@ -123,6 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", required=True, help="YAML with model, simulation and train sections")
     tr.add_argument("--resume", action="store_true", help="continue from model.checkpoint")
     tr.set_defaults(func=cmd_train)
+
+    sw = sub.add_parser("prune-sweep", parents=[common], help="accuracy, latency and size for pruning ratios 0 → 0.7")
+    sw.add_argument("--config", required=True, help="the compress config (model, data, prune sections)")
+    sw.add_argument("--importance", choices=["l1", "l2", "fpgm", "taylor"], help="default: prune.importance")
+    sw.add_argument("--ratios", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7")
+    sw.add_argument("--fine-tune-steps", type=int, default=0, help="fine-tune each pruned model (0 = none)")
+    sw.add_argument("--engine", default="openvino", choices=["openvino", "onnxruntime"])
+    sw.add_argument("--samples", type=int, default=4, help="evaluation samples scored per ratio")
+    sw.set_defaults(func=cmd_prune_sweep)
 
     t = sub.add_parser("train-denoiser", parents=[common], help="train a bundled MONAI denoiser on synthetic images")
     t.add_argument("--config", required=True)

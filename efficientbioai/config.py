@@ -77,6 +77,7 @@ class FineTuneSection(Section):
     steps: int = Field(300, ge=0)
     lr: float = Field(1e-3, gt=0)
     batch_size: int = Field(4, ge=1)
+    tile: list[int] | None = Field(None, description="training crop size; default inference.tile")
     eval_every: int = Field(50, ge=1, description="steps between points of the metric curve")
 
 

@@ -56,7 +56,7 @@ Batches = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
 
 def _supervised_batches(parser: BaseParser, settings: FineTuneSection) -> Batches:
     def batch(index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = parser.training_batch(index, settings.batch_size)
+        x, y = parser.training_batch(index, settings.batch_size, settings.tile)
         return torch.from_numpy(x), torch.from_numpy(y)
 
     return batch

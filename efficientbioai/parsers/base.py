@@ -114,10 +114,12 @@ class BaseParser(ABC):
         layers = [n for n, m in model.named_modules() if isinstance(m, _PRUNABLE) and n]
         return list(dict.fromkeys([layers[0], layers[-1]])) if layers else []
 
-    def training_batch(self, index: int, batch_size: int) -> tuple[np.ndarray, np.ndarray] | None:
+    def training_batch(
+        self, index: int, batch_size: int, tile: list[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """``(inputs (B, C, *tile), targets (B, C_out, *tile))`` of the parser's training data,
         for fine-tuning; ``None`` when the family has no built-in training data."""
-        tile = tuple(self.config.inference.tile)
+        tile = tuple(tile or self.config.inference.tile)
         xs, ys = [], []
         for i in range(batch_size):
             try:
