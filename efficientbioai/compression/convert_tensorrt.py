@@ -138,7 +138,8 @@ def profile_from_config(config) -> Profile:
     profile = Profile(min_batch, opt_batch, max_batch, min_tile, opt_tile, max_tile)
     problems = []
     if not min_batch <= opt_batch <= max_batch:
-        problems.append(f"need min_batch <= opt_batch <= max_batch, got {min_batch}, {opt_batch}, {max_batch}")
+        hint = "" if s.opt_batch else " (opt_batch defaults to inference.batch_size)"
+        problems.append(f"need min_batch <= opt_batch <= max_batch, got {min_batch}, {opt_batch}, {max_batch}{hint}")
     for name, t in (("min_tile", min_tile), ("max_tile", max_tile)):
         if len(t) != len(tile):
             problems.append(f"{name} {list(t)} has {len(t)} sizes but inference.tile {list(tile)} has {len(tile)}")
@@ -301,7 +302,7 @@ def build_engine(
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise ExportError(
-            f"TensorRT could not build a {precision} engine from {onnx_path}: "
+            f"TensorRT could not build the {precision} engine from {onnx_path}: "
             + (" | ".join(logger.errors[-5:]) or "no reason given (raise the TensorRT log level)")
         )
     engine_path.parent.mkdir(parents=True, exist_ok=True)

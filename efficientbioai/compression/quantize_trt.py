@@ -104,6 +104,9 @@ def summarize_qdq(onnx_path: Path) -> QDQSummary:
         else:
             s.dequantize_nodes += 1
         where = f"{node.op_type} {node.name or node.output[0]!r}"
+        if any(len(c.input) > 2 and c.input[2] == node.output[0] for c in consumers.get(node.output[0], [])):
+            s.problems.append(f"{where}: a quantized bias; TensorRT needs float biases (ORT's QuantizeBias=False)")
+            continue
         if len(node.input) < 3 or node.input[2] not in inits:
             s.problems.append(f"{where}: no constant zero point (TensorRT needs an int8 zero point of 0)")
             continue

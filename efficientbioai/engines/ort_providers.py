@@ -13,9 +13,9 @@ with :func:`check_providers` and stops with a clear error instead of reporting C
 
 The TensorRT provider gets the same optimization profile, workspace limit, device and fp16
 fallback as ``tensorrt:*`` engines (``engine.tensorrt``) and caches its engines and timings in
-``tensorrt/ort_cache`` beside the model. Its int8 path needs a symmetric S8 QDQ model (TensorRT
-quantizes symmetrically): ``onnxruntime:int8`` qualifies only when quantized with
-``quantize.onnxruntime: {activation_type: int8, symmetric_activations: true}``.
+``tensorrt/ort_cache`` beside the model. Its int8 path needs a symmetric S8 QDQ model with float
+biases; ``onnxruntime:int8`` is quantized for ONNX Runtime's CPU kernels (U8 activations, int32
+biases), so it is refused there with a pointer to ``tensorrt:int8``.
 """
 
 from __future__ import annotations
@@ -57,9 +57,12 @@ def tensorrt_provider_options(config, precision: str, onnx_path: Path) -> dict[s
             check_symmetric_s8(onnx_path)
         except ArtefactError as exc:
             raise ConfigError(
-                f"onnxruntime:int8 on TensorrtExecutionProvider needs a symmetric S8 QDQ model. {exc}\n"
-                "Set quantize.onnxruntime: {activation_type: int8, symmetric_activations: true} and run "
-                "compress.py again, or use the tensorrt:int8 variant (TensorRT's own Python API)."
+                "onnxruntime:int8 cannot run on TensorrtExecutionProvider: its QDQ model is made for the "
+                "CPU (ONNX Runtime's int8 kernels: asymmetric U8 activations, int32 biases), and TensorRT "
+                "takes only symmetric S8 Q/DQ with float biases; ONNX Runtime would hand the rejected "
+                "parts to another provider without saying so. Use tensorrt:int8 (TensorRT's own Python "
+                "API builds it from a symmetric S8 QDQ model), onnxruntime:fp32 on TensorrtExecutionProvider, "
+                f"or onnxruntime:int8 on CUDAExecutionProvider.\n{exc}"
             ) from None
     shapes = profile_shapes(onnx_inputs(onnx_path), profile_from_config(config))
 

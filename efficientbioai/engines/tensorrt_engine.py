@@ -88,7 +88,7 @@ class TRTModule(BaseInfer):
         trt = require_tensorrt(what)
         path = require_file(path, f"TensorRT engine for {what}")
         self.build_info = _build_info(path)
-        self.gpu = self.device_factory(device, what)
+        self.gpu = type(self).device_factory(device, what)  # a class (or a plain function), never bound
         self.device_index = device
         built_with = self.build_info.get("tensorrt")
         if built_with and built_with != trt.__version__:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import importlib.machinery
 import json
 import types
 
@@ -23,6 +24,7 @@ MAGIC = b"FAKETRT1"
 def make_fake_tensorrt(version: str = "10.8.0", strong_only: bool = False) -> types.ModuleType:
     """A fresh fake module; ``strong_only`` mimics TensorRT 11 (no INT8/FP16 builder flags)."""
     trt = types.ModuleType("tensorrt")
+    trt.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None)  # find_spec() callers (torch) need one
     trt.__version__ = version
     trt.__fake__ = True
     calls: list[tuple] = []

@@ -1,0 +1,52 @@
+"""compress and inference with tensorrt variants: a plain error without TensorRT, a full run with the FAKE one.
+
+The fake ``tensorrt`` (tests/tensorrt/fake_tensorrt.py) is not TensorRT; with it the pipeline's
+tensorrt branch, the deploy.yaml/manifest entries and the engine factory are exercised end to end.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.helpers import write_config
+from tests.tensorrt.conftest import TRT_TINY
+
+
+@pytest.fixture
+def trt_config(tmp_path):
+    return write_config(tmp_path, TRT_TINY)
+
+
+def test_compress_without_tensorrt_fails_plainly_and_leaves_nothing(no_trt, trt_config, tmp_path, capsys):
+    from efficientbioai.cli import main
+
+    exp = tmp_path / "exp"
+    assert main(["compress", "--config", str(trt_config), "--exp_path", str(exp)]) == 2
+    err = capsys.readouterr().err
+    assert "error: tensorrt:int8 needs NVIDIA TensorRT 10 or newer and a CUDA GPU" in err
+    assert "openvino:int8 or onnxruntime:int8" in err
+    assert not exp.exists() and not list(tmp_path.glob(".exp*"))  # no staging folder left behind
+
+
+def test_compress_and_run_with_the_fake_tensorrt(fake_trt, trt_config, tmp_path):
+    from efficientbioai.compression.pipeline import compress, create_parser
+    from efficientbioai.config import load_config
+    from efficientbioai.engines.factory import create_engine
+    from efficientbioai.engines.tensorrt_engine import TRTModule
+
+    deploy = compress(trt_config, tmp_path / "exp")
+    exp = deploy.parent
+    data = yaml.safe_load(deploy.read_text())
+    assert data["artefacts"]["tensorrt:int8"] == "tensorrt/model_int8.engine"
+    manifest = json.loads((exp / "manifest.json").read_text())
+    assert "tensorrt/model_int8.engine" in manifest["sha256"]
+    assert (exp / "tensorrt" / "model_int8.onnx").is_file() and (exp / "tensorrt" / "model_int8.json").is_file()
+    assert ("set_shape", "input", (1, 1, 64, 64), (2, 1, 64, 64), (2, 1, 64, 64)) in fake_trt.calls
+
+    config = load_config(deploy)
+    engine = create_engine("tensorrt:int8", config, create_parser(config))
+    assert isinstance(engine, TRTModule)
+    x = np.random.default_rng(1).random((2, 1, 64, 64), dtype=np.float32)
+    np.testing.assert_array_equal(engine(x), 2 * x)
