@@ -26,7 +26,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -108,9 +108,6 @@ class Profile:
     min_tile: Shape
     opt_tile: Shape
     max_tile: Shape
-
-    def as_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 def profile_from_config(config) -> Profile:
@@ -371,12 +368,30 @@ def build_tensorrt_variant(variant: str, config, parser, work: Path, onnx_path: 
     require_tensorrt(variant)
     require_cuda(settings.device, variant)
     out_dir = work / "tensorrt"
-    source = onnx_path
+    source, quantization = onnx_path, None
     if precision == "int8":
+        from efficientbioai.compression.quantize_trt import check_symmetric_s8
+
         quantizer = QUANTIZERS.get("tensorrt")(config.quantize.onnxruntime, parser.keep_float_nodes())
         source = quantizer.apply(onnx_path, calib, out_dir)
+        qdq = check_symmetric_s8(source)
+        s = quantizer.settings
+        quantization = {
+            "calibration": {"method": s.method, "percentile": s.percentile, "num_samples": len(calib)},
+            "weights": "int8, symmetric, per output channel",
+            "activations": "int8, symmetric, per tensor",
+            "quantized_ops": list(getattr(quantizer, "op_types", None) or []),
+            "keep_float": parser.keep_float_nodes(),
+            "per_channel_weights": qdq.per_channel_weights,
+            "quantized_activations": qdq.per_tensor_activations,
+        }
     cache = settings.timing_cache or out_dir / "timing.cache"
     with on_device(settings.device, variant) as device_name:
-        return build_engine(
+        engine = build_engine(
             source, out_dir / f"model_{precision}.engine", precision, settings, shapes, cache, device_name
         )
+    if quantization is not None:  # how the QDQ model was made, beside how the engine was built
+        info_path = engine.with_suffix(".json")
+        info = json.loads(info_path.read_text())
+        info_path.write_text(json.dumps({**info, "quantization": quantization}, indent=2) + "\n")
+    return engine

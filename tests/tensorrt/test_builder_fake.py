@@ -115,6 +115,9 @@ def test_build_variant_quantizes_then_builds_on_the_device(fake_trt, trt_parser,
     assert ("require_cuda", 1) in calls and ("on_device", 1) in calls
     assert ("parse_from_file", str(tmp_path / "tensorrt" / "model_int8.onnx")) in calls
     assert ("set_shape", "input", (1, 1, 64, 64), (2, 1, 64, 64), (8, 1, 64, 64)) in calls
+    q = json.loads(out.with_suffix(".json").read_text())["quantization"]
+    assert q["calibration"]["method"] == "percentile" and q["per_channel_weights"] >= 8
+    assert q["keep_float"] == trt_parser.keep_float_nodes()
     fp16 = build_tensorrt_variant("tensorrt:fp16", config, trt_parser, tmp_path, trt_onnx, trt_calib)
     assert fp16.name == "model_fp16.engine" and ("parse_from_file", str(trt_onnx)) in calls
 
