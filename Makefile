@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-all bench lint clean
+.PHONY: install demo test test-nni test-all bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +25,24 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# NNI pins filelock<3.12, so its pruning plugin is tested in an environment of its own.
+NNI_VENV ?= .venv-nni
+test-nni:
+	@if $(PYTHON) -m venv $(NNI_VENV) && $(NNI_VENV)/bin/pip install --quiet "$(TORCH)" \
+	    && $(NNI_VENV)/bin/pip install --quiet -e ".[monai,nni]" pytest; then \
+	  $(NNI_VENV)/bin/python -m pytest -p no:cacheprovider tests/pruning/test_nni.py; \
+	else \
+	  echo "SKIPPED: NNI plugin tests (could not install nni into $(NNI_VENV))"; \
+	fi
+
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m ""
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_denoise.py
 	$(BIN)/python bench/bench_smlm.py
+	$(BIN)/python bench/bench_prune.py
+	$(BIN)/python bench/bench_cellpose.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check efficientbioai tests bench tutorial
