@@ -124,3 +124,12 @@ def test_taylor_uses_training_pairs():
         pruned, parser.example_input(), protect, parser.taylor_loss_fn()
     )
     assert _params(pruned) < 0.4 * _params(model)
+
+
+@pytest.mark.parametrize("variant", ["original", "unet"])
+def test_deepstorm_prunes(variant):
+    parser = _parser("deepstorm", {"variant": variant, "width": 16}, [16, 16])
+    model, pruned, example, before = _prune(parser)
+    assert _params(pruned) < 0.5 * _params(model)
+    with torch.no_grad():
+        assert pruned(example).shape == before.shape
