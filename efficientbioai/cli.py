@@ -1,4 +1,4 @@
-"""The ``efficientbioai`` console script: ``compress``, ``infer``, ``train-denoiser``, ``bench``.
+"""The ``efficientbioai`` console script: ``compress``, ``infer``, ``stream``, ``train``, ``train-denoiser``, ...
 
 ``python efficientbioai/compress.py`` and ``python efficientbioai/inference.py`` call the same
 functions. Errors a user can fix print as one line (no traceback) and exit with status 2.
@@ -63,9 +63,25 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from efficientbioai.run import run_inference
 
     variants = args.variants.split(",") if args.variants else None
-    report = run_inference(args.config, variants=variants, output_dir=args.output_dir)
+    report = run_inference(args.config, variants=variants, output_dir=args.output_dir, resume=args.resume or None)
     print_report(report)
     print(f"report: {Path(report['experiment']) / 'report.md'}")
+    return 0
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    from efficientbioai.config import load_config
+    from efficientbioai.runtime.stream import stream_input
+
+    config = load_config(args.config)
+    if args.cluster:
+        config.runtime.cluster = args.cluster
+    path, stats = stream_input(args.config, args.input, args.output_dir, args.variant, args.resume, config=config)
+    print(
+        f"{path}: {stats.units:.0f} {stats.unit} in {stats.seconds:.1f} s — {stats.units_per_s:.1f} {stats.unit}/s, "
+        f"{stats.mb_per_s:.2f} MB/s raw, peak RSS {stats.peak_rss_mb:.0f} MB"
+        + (f" ({stats.resumed_chunks} chunks resumed)" if stats.resumed_chunks else "")
+    )
     return 0
 
 
@@ -136,7 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--config", required=True, help="deploy.yaml written by compress")
     i.add_argument("--variants", help="comma-separated subset, e.g. torch:fp32,openvino:int8")
     i.add_argument("--output_dir", "--output-dir", help="where predictions go (default <exp>/predictions)")
+    i.add_argument("--resume", action="store_true", help="continue written outputs from their last finished chunk")
     i.set_defaults(func=cmd_infer)
+
+    st = sub.add_parser(
+        "stream", parents=[common], help="run one large input through the deployed variant (no report), resumably"
+    )
+    st.add_argument("--config", required=True, help="deploy.yaml written by compress")
+    st.add_argument("--input", required=True, help="TIFF stack, .npy, .zarr array, or a folder of one frame per file")
+    st.add_argument("--output_dir", "--output-dir", help="default: inference.output_dir or <exp>/predictions")
+    st.add_argument("--variant", help="default: the deployed variant")
+    st.add_argument("--resume", action="store_true", help="continue an interrupted run from its last finished chunk")
+    st.add_argument("--cluster", help="'local' or a Dask scheduler address (overrides runtime.cluster)")
+    st.set_defaults(func=cmd_stream)
 
     tr = sub.add_parser(
         "train", parents=[common], help="train a bundled model (DilatedLoc, Cellpose) on simulated or generated data"
@@ -174,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: nothing half-written was kept", file=sys.stderr)
+        print(
+            "interrupted: nothing half-written was kept under a final name; finished chunks are kept for --resume",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -23,6 +23,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from efficientbioai.cellpose.settings import CellposeSection
 from efficientbioai.deepstorm.settings import DeepSTORMSection
 from efficientbioai.errors import ConfigError
+from efficientbioai.runtime.settings import RuntimeSection
 from efficientbioai.section import Section
 from efficientbioai.smlm.settings import SimulationSection, TrainSection
 
@@ -285,6 +286,7 @@ class Config(Section):
     engine: EngineSection = Field(default_factory=EngineSection)
     inference: InferenceSection = Field(default_factory=InferenceSection)
     report: ReportSection = Field(default_factory=ReportSection)
+    runtime: RuntimeSection = Field(default_factory=RuntimeSection, description="streaming: chunks, workers, Dask")
     simulation: SimulationSection | None = Field(None, description="SMLM microscope and sample model")
     train: TrainSection | None = Field(None, description="training settings for `efficientbioai train`")
     deepstorm: DeepSTORMSection | None = Field(None, description="Deep-STORM patches, targets, loss and test sample")

@@ -23,3 +23,7 @@ class BackendUnavailableError(EfficientBioAIError):
 
 class ExportError(EfficientBioAIError):
     """The model could not be traced or exported, or the export does not match torch."""
+
+
+class ChunkError(EfficientBioAIError):
+    """A chunk of a streamed input failed (in a reader, an engine worker or a Dask worker); names the chunk."""

@@ -22,6 +22,7 @@ from efficientbioai.manifest import artefact_size, library_versions, machine
 from efficientbioai.measure import EnergyMeter, measure_latency
 from efficientbioai.registry import TASKS
 from efficientbioai.report import REFERENCE, write_report
+from efficientbioai.runtime.stream import Streamer
 from efficientbioai.tasks.base import Task
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,17 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
 
 
 def run_inference(
-    deploy_path: str | Path, variants: list[str] | None = None, output_dir: str | Path | None = None
+    deploy_path: str | Path,
+    variants: list[str] | None = None,
+    output_dir: str | Path | None = None,
+    resume: bool | None = None,
 ) -> dict:
-    """Run every variant of a compressed experiment; write outputs and ``report.json``/``.md``."""
+    """Run every variant of a compressed experiment; write outputs and ``report.json``/``.md``.
+
+    Inputs stream through :mod:`efficientbioai.runtime` (``runtime`` config section); outputs a
+    variant writes are written as it runs, and ``resume`` (default ``runtime.resume``) continues
+    them from their last finished chunk.
+    """
     deploy_path = Path(deploy_path)
     config = load_config(deploy_path)
     exp = deploy_path.parent.resolve()
@@ -55,45 +64,57 @@ def run_inference(
     example = task.example_batch(samples[0], lat_cfg.batch_size or config.inference.batch_size)
     reference_outputs: list[np.ndarray] | None = None
     rows = []
-    for variant in variants:
-        log.info("running %s", variant)
-        engine = create_engine(variant, config, parser)
-        latency = measure_latency(engine, example, lat_cfg.warmup, lat_cfg.runs)
-        outputs = []
-        with EnergyMeter(energy_cfg.country_iso_code, energy_cfg.enabled) as meter:
-            start = time.perf_counter()
-            for sample in tqdm(samples, desc=variant, leave=False):
-                outputs.append(task.predict(engine, sample))
-            seconds = time.perf_counter() - start
-        units = sum(task.count(s) for s in samples)
-        row = {
-            "variant": variant,
-            "engine": engine.describe(),
-            "latency": latency.as_dict(),
-            "units": units,
-            "seconds": seconds,
-            "units_per_s": units / seconds,
-            "energy_kwh": meter.kwh,
-            "energy_j_per_unit": meter.joules_per(units),
-            "energy_method": meter.method,
-            "artefact_bytes": artefact_size(config.artefact(variant)),
-            "parameters": _manifest(exp).get("variants", {}).get(variant, {}).get("parameters"),
-        }
-        with_gt = [(o, s.target) for o, s in zip(outputs, samples) if s.target is not None]
-        if with_gt:
-            row["vs_ground_truth"] = _mean([task.score(o, t) for o, t in with_gt])
-        if variant == REFERENCE:
-            reference_outputs = outputs
-        if reference_outputs is not None:
-            row["vs_fp32"] = _mean([task.score(o, r) for o, r in zip(outputs, reference_outputs)])
-        write = config.report.write_outputs
-        if write == "all" or (write == "deploy" and variant == config.deployed_variant):
-            folder = out_dir if write == "deploy" else out_dir / variant.replace(":", "_")
-            row["outputs"] = [str(task.write(o, folder, s.name)) for o, s in zip(outputs, samples)]
-        if variant == config.deployed_variant:
-            row["extras"] = task.extras(outputs, samples, out_dir)
-        rows.append(row)
-        del engine
+    streamer = Streamer(config, resume)
+    try:
+        for variant in variants:
+            log.info("running %s", variant)
+            engine = create_engine(variant, config, parser)
+            latency = measure_latency(engine, example, lat_cfg.warmup, lat_cfg.runs)
+            write = config.report.write_outputs
+            folder = None
+            if write == "all" or (write == "deploy" and variant == config.deployed_variant):
+                folder = out_dir if write == "deploy" else out_dir / variant.replace(":", "_")
+            outputs = []
+            streamer.units, streamer.written, streamer.stats = 0.0, {}, []
+            with EnergyMeter(energy_cfg.country_iso_code, energy_cfg.enabled) as meter:
+                start = time.perf_counter()
+                for sample in tqdm(samples, desc=variant, leave=False):
+                    outputs.append(streamer.predict(task, engine, sample, variant, folder))
+                seconds = time.perf_counter() - start
+            units = streamer.units  # resumed runs count only the chunks run now
+            row = {
+                "variant": variant,
+                "engine": engine.describe(),
+                "latency": latency.as_dict(),
+                "units": units,
+                "seconds": seconds,
+                "units_per_s": units / seconds,
+                "energy_kwh": meter.kwh,
+                "energy_j_per_unit": meter.joules_per(units),
+                "energy_method": meter.method,
+                "artefact_bytes": artefact_size(config.artefact(variant)),
+                "parameters": _manifest(exp).get("variants", {}).get(variant, {}).get("parameters"),
+            }
+            with_gt = [(o, s.target) for o, s in zip(outputs, samples) if s.target is not None]
+            if with_gt:
+                row["vs_ground_truth"] = _mean([task.score(o, t) for o, t in with_gt])
+            if variant == REFERENCE:
+                reference_outputs = outputs
+            if reference_outputs is not None:
+                row["vs_fp32"] = _mean([task.score(o, r) for o, r in zip(outputs, reference_outputs)])
+            if streamer.stats:
+                row["stream"] = _stream_summary(streamer)
+            if folder is not None:  # streamed outputs are written already; the rest now
+                row["outputs"] = [
+                    str(streamer.written.get(s.name) or task.write(o, folder, s.name)) for o, s in zip(outputs, samples)
+                ]
+            if variant == config.deployed_variant:
+                row["extras"] = task.extras(outputs, samples, out_dir)
+            rows.append(row)
+            streamer.release()
+            del engine
+    finally:
+        streamer.close()
     manifest_model = _manifest_model(exp)
     report = {
         "experiment": str(exp),
@@ -111,6 +132,20 @@ def run_inference(
     }
     write_report(report, exp)
     return report
+
+
+def _stream_summary(streamer: Streamer) -> dict:
+    """Raw-data throughput and peak memory of the streamed inputs of one variant."""
+    stats = streamer.stats
+    seconds = sum(s.seconds for s in stats)
+    return {
+        "raw_mb_per_s": sum(s.raw_bytes for s in stats) / 1e6 / seconds if seconds else None,
+        "chunks": sum(s.chunks for s in stats),
+        "resumed_chunks": sum(s.resumed_chunks for s in stats),
+        "peak_rss_mb": max(s.peak_rss_mb for s in stats),
+        "workers": len(streamer.settings.workers),
+        "cluster": streamer.settings.cluster,
+    }
 
 
 def _manifest_model(exp: Path) -> dict:

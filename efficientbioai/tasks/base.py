@@ -59,6 +59,11 @@ class Task(ABC):
     def predict(self, engine: BaseInfer, sample: Sample) -> np.ndarray:
         """The task's output for one sample."""
 
+    def stream(self, sample: Sample):
+        """The per-chunk pieces (a :class:`~efficientbioai.runtime.job.StreamJob`) the streaming
+        runtime drives for ``sample``; None: the runtime calls :meth:`predict` on it whole."""
+        return None
+
     def tile_metric(self, raw: np.ndarray, target: np.ndarray) -> float:
         """The primary metric of one raw network output tile ``(C, *tile)`` against its target."""
         raise NotImplementedError(f"{type(self).__name__} has no tile metric for accuracy control")

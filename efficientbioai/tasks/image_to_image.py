@@ -35,6 +35,12 @@ class _TiledTask(Task):
     def predict(self, engine: BaseInfer, sample: Sample) -> np.ndarray:
         return self.finish(self._raw(engine, sample))
 
+    def stream(self, sample: Sample):
+        """Blocks (map_overlap) for the streaming runtime (:mod:`efficientbioai.tasks.block_job`)."""
+        from efficientbioai.tasks.block_job import BlockJob
+
+        return BlockJob(self, sample.name, sample.image)
+
     def tile_metric(self, raw: np.ndarray, target: np.ndarray) -> float:
         return self.score(self.finish(raw), target)[self.primary_metric]
 

@@ -21,7 +21,7 @@ from efficientbioai.smlm.io import write_thunderstorm
 from efficientbioai.smlm.metrics import score_localizations
 from efficientbioai.smlm.postprocess import SpatialIntegration, dense_to_table
 from efficientbioai.tasks.base import Task
-from efficientbioai.tasks.image_io import list_images, read_image
+from efficientbioai.tasks.image_io import list_images
 
 #: Smallest frame side the network accepts (its receptive field is ~67 px; below 8 px nothing works).
 MIN_FRAME = 8
@@ -36,6 +36,18 @@ def check_stack(stack: np.ndarray, name: str = "stack") -> np.ndarray:
     if min(stack.shape[1:]) < MIN_FRAME:
         raise InputError(f"{name}: frames of {stack.shape[1:]} px are smaller than the minimum {MIN_FRAME} px")
     return np.ascontiguousarray(stack, dtype=np.float32)
+
+
+def check_lazy_stack(stack, name: str = "stack"):
+    """``stack`` (a lazily read source) if it is ``(frames, height, width)`` (or one 2D frame), else
+    the :class:`InputError` :func:`check_stack` gives; pixels are checked per chunk as they are read."""
+    if stack.ndim == 2:
+        return check_stack(np.asarray(stack), name)
+    if stack.ndim != 3:
+        raise InputError(f"{name}: an SMLM stack must be (frames, height, width); got shape {stack.shape}")
+    if min(stack.shape[1:]) < MIN_FRAME:
+        raise InputError(f"{name}: frames of {stack.shape[1:]} px are smaller than the minimum {MIN_FRAME} px")
+    return stack
 
 
 @register_task("localize")
@@ -57,9 +69,12 @@ class LocalizationTask(Task):
 
     def samples(self) -> Iterator[Sample]:
         inf = self.config.inference
-        if inf.input is not None:
-            for path in list_images(inf.input):
-                yield Sample(path.stem, check_stack(read_image(path), str(path)), None)
+        if inf.input is not None:  # read lazily: the runtime streams them a chunk at a time
+            from efficientbioai.runtime.sources import is_zarr, open_frames
+
+            paths = [Path(inf.input)] if is_zarr(Path(inf.input)) else list_images(inf.input)
+            for path in paths:
+                yield Sample(path.stem, check_lazy_stack(open_frames(path), str(path)), None)
             return
         from efficientbioai.smlm.train import SEEDS, simulate_batch, simulate_blinking_stack, truth_table
 
@@ -83,7 +98,7 @@ class LocalizationTask(Task):
 
     def example_batch(self, sample: Sample, batch_size: int) -> np.ndarray:
         h, w = self.config.inference.tile
-        stack = sample.image[:, :h, :w]
+        stack = np.asarray(sample.image[: batch_size + self.parser.in_channels], np.float32)[:, :h, :w]
         idx = np.arange(batch_size) % len(stack)
         return np.ascontiguousarray(np.concatenate([self._windows(stack, i, i + 1) for i in idx]))
 
@@ -100,6 +115,12 @@ class LocalizationTask(Task):
             dense = post(torch.from_numpy(np.asarray(out)[..., :h, :w]))
             tables.append(dense_to_table(dense, first_frame=i * bs + 1))
         return np.concatenate(tables) if tables else np.zeros((0, 7))
+
+    def stream(self, sample: Sample):
+        """The per-chunk pieces for the streaming runtime (:mod:`efficientbioai.tasks.localize_job`)."""
+        from efficientbioai.tasks.localize_job import LocalizeJob
+
+        return LocalizeJob(self, sample.name, sample.image)
 
     def score(self, output: np.ndarray, reference: np.ndarray) -> dict[str, float]:
         s = score_localizations(output, reference)

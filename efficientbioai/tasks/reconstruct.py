@@ -109,6 +109,12 @@ class ReconstructionTask(Task):
         batches = frame_batches(stack, self.config.inference.batch_size, m, sample.name)
         return sum_predictions(engine, batches, padded)[: u * h, : u * w]
 
+    def stream(self, sample: Sample):
+        """Chunks of frames for the streaming runtime (:mod:`efficientbioai.tasks.reconstruct_job`)."""
+        from efficientbioai.tasks.reconstruct_job import ReconstructJob
+
+        return ReconstructJob(self, sample.name, sample.image)
+
     def score(self, output: np.ndarray, reference: np.ndarray) -> dict[str, float]:
         return reconstruction_scores(output, reference, self._settings().metric_sigma_px)
 

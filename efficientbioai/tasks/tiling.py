@@ -7,7 +7,7 @@ large 2D fields of view and 3D volumes run through a network compiled for one ti
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -76,7 +76,7 @@ class SlidingWindow:
             raise ValueError(f"blend must be 'gaussian' or 'constant', got {blend!r}")
         self.tile = tuple(int(t) for t in tile)
         self.overlap = overlap
-        self.blend = blend
+        self.blend_mode = blend
         self.batch_size = batch_size
         self.progress = progress
 
@@ -91,9 +91,25 @@ class SlidingWindow:
             axes.append([slice(s, s + t) for s in _starts(size, t, step)])
         return list(itertools.product(*axes))
 
-    def _batches(self, image: np.ndarray, chunks: list[list[tuple[slice, ...]]]) -> Iterator[np.ndarray]:
-        for chunk in chunks:
-            yield np.ascontiguousarray(np.stack([image[(slice(None), *w)] for w in chunk]))
+    def pad(self, image: np.ndarray) -> np.ndarray:
+        """``image`` ``(C, *spatial)`` padded (reflect) to at least the tile along every axis."""
+        pad = [(0, 0)] + [(0, max(0, t - s)) for t, s in zip(self.tile, image.shape[1:])]
+        return np.pad(image, pad, mode="reflect") if any(p[1] for p in pad) else image
+
+    def window_batches(self, spatial: tuple[int, ...]) -> list[list[tuple[slice, ...]]]:
+        """The tiles of a (padded) image of shape ``spatial``, grouped ``batch_size`` at a time."""
+        windows = self.windows(spatial)
+        return [windows[i : i + self.batch_size] for i in range(0, len(windows), self.batch_size)]
+
+    @staticmethod
+    def batch(image: np.ndarray, windows: list[tuple[slice, ...]]) -> np.ndarray:
+        """The network input ``(n, C, *tile)`` for ``windows`` of ``image``."""
+        return np.ascontiguousarray(np.stack([image[(slice(None), *w)] for w in windows]))
+
+    def blend(self, spatial: tuple[int, ...]) -> Blend:
+        """An accumulator for the predictions of a (padded) image of shape ``spatial``."""
+        weight = _gaussian_weight(self.tile) if self.blend_mode == "gaussian" else np.ones(self.tile, np.float32)
+        return Blend(spatial, weight)
 
     def __call__(self, image: np.ndarray, predict: Predict) -> np.ndarray:
         """Predict ``image`` of shape ``(C, *spatial)``; returns ``(C_out, *spatial)``.
@@ -101,37 +117,51 @@ class SlidingWindow:
         Images smaller than the tile along an axis are padded (reflect) to the tile and cropped
         back, so the network always sees its compiled tile size.
         """
-        spatial = image.shape[1:]
-        pad = [(0, 0)] + [(0, max(0, t - s)) for t, s in zip(self.tile, spatial)]
-        padded = np.pad(image, pad, mode="reflect") if any(p[1] for p in pad) else image
-        work = padded.shape[1:]
-        windows = self.windows(work)
-        weight = _gaussian_weight(self.tile) if self.blend == "gaussian" else np.ones(self.tile, np.float32)
-        out: np.ndarray | None = None
-        norm = np.zeros(work, np.float32)
-        chunks = [windows[i : i + self.batch_size] for i in range(0, len(windows), self.batch_size)]
-        batches = self._batches(padded, chunks)
+        padded = self.pad(image)
+        chunks = self.window_batches(padded.shape[1:])
+        blend = self.blend(padded.shape[1:])
+        batches = (self.batch(padded, chunk) for chunk in chunks)
         # Engines with several requests in flight (OpenVINO's async queue) take the whole stream.
         mapper = getattr(predict, "map_batches", None)
         preds = mapper(batches) if mapper is not None else map(predict, batches)
         for chunk, pred in tqdm(
             zip(chunks, preds), total=len(chunks), disable=not self.progress, desc="tiles", leave=False
         ):
-            if isinstance(pred, dict):
-                raise ValueError("SlidingWindow needs one output array; concatenate the heads in the model")
-            pred = np.asarray(pred, dtype=np.float32)
-            tile_shape = tuple(s.stop - s.start for s in chunk[0])
-            if pred.shape[0] != len(chunk) or pred.shape[2:] != tile_shape:
-                raise ValueError(
-                    f"predict returned shape {pred.shape} for {len(chunk)} tiles of {tile_shape}: "
-                    "image-to-image models must keep the spatial size"
-                )
-            if out is None:
-                out = np.zeros((pred.shape[1], *work), np.float32)
-            for w, p in zip(chunk, pred):
-                out[(slice(None), *w)] += p * weight
-                norm[w] += weight
-        assert out is not None
-        out /= norm
-        crop = (slice(None),) + tuple(slice(0, s) for s in spatial)
+            blend.add(chunk, pred)
+        return blend.result(image.shape[1:])
+
+
+class Blend:
+    """Weighted sum of overlapping tile predictions over an image, and the sum of the weights.
+
+    Tiles can be added in any order (the runtime adds them as the engine returns them).
+    """
+
+    def __init__(self, spatial: tuple[int, ...], weight: np.ndarray) -> None:
+        self.spatial, self.weight = tuple(spatial), weight
+        self.out: np.ndarray | None = None
+        self.norm = np.zeros(self.spatial, np.float32)
+
+    def add(self, windows: list[tuple[slice, ...]], pred) -> None:
+        """Add the predictions ``(n, C_out, *tile)`` of ``windows``."""
+        if isinstance(pred, dict):
+            raise ValueError("SlidingWindow needs one output array; concatenate the heads in the model")
+        pred = np.asarray(pred, dtype=np.float32)
+        tile_shape = tuple(s.stop - s.start for s in windows[0])
+        if pred.shape[0] != len(windows) or pred.shape[2:] != tile_shape:
+            raise ValueError(
+                f"predict returned shape {pred.shape} for {len(windows)} tiles of {tile_shape}: "
+                "image-to-image models must keep the spatial size"
+            )
+        if self.out is None:
+            self.out = np.zeros((pred.shape[1], *self.spatial), np.float32)
+        for w, p in zip(windows, pred):
+            self.out[(slice(None), *w)] += p * self.weight
+            self.norm[w] += self.weight
+
+    def result(self, spatial: tuple[int, ...] | None = None) -> np.ndarray:
+        """The blended image ``(C_out, *spatial)`` (cropped to ``spatial``, e.g. before padding)."""
+        assert self.out is not None, "no tile was added"
+        out = self.out / self.norm
+        crop = (slice(None),) + tuple(slice(0, s) for s in (spatial or self.spatial))
         return out[crop]

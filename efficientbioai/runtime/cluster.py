@@ -1,0 +1,175 @@
+"""Scale-out on Dask: chunks run on workers that load the engine once; results merged in order.
+
+``runtime.cluster: local`` starts a ``LocalCluster`` of ``runtime.cluster_workers`` processes
+(one thread each) on this machine; an address (``tcp://scheduler:8786``) connects to a running
+cluster — the same config then runs on many machines. The job (task, config, and its input as a
+*path*) is sent to every worker once; each chunk task loads its frames (SMLM, Deep-STORM) or its
+overlapping block (volumes: the ``map_overlap`` pattern) on the worker, runs it on the worker's
+engine (built on first use and cached in the worker process) and returns only the small result —
+localization rows, a partial sum, a block's core. The driver keeps at most two chunks per
+worker in flight and writes results in chunk order through the same sinks, so ``resume`` and
+the output files behave exactly as on one machine.
+
+Workers must see the experiment folder and the inputs at the same paths (a shared filesystem),
+and have this package installed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from efficientbioai.errors import BackendUnavailableError
+from efficientbioai.runtime.job import StreamJob
+from efficientbioai.runtime.progress import Progress, StreamStats
+from efficientbioai.runtime.settings import RuntimeSection
+from efficientbioai.runtime.sink import Sink
+
+log = logging.getLogger(__name__)
+
+#: In each worker process: (job key, variant) → engine, so a worker builds its engine once.
+_ENGINES: dict[tuple[str, str], Any] = {}
+
+
+def connect(settings: RuntimeSection):
+    """A ``distributed.Client`` for ``runtime.cluster`` (``local``: a new LocalCluster on 127.0.0.1)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise BackendUnavailableError(
+            "runtime.cluster needs dask.distributed: pip install 'efficientbioai[dist]'"
+        ) from None
+    if settings.cluster == "local":
+        cluster = LocalCluster(
+            n_workers=settings.cluster_workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
+        return Client(cluster)
+    try:
+        return Client(settings.cluster, timeout="30s")
+    except OSError as exc:
+        raise BackendUnavailableError(
+            f"runtime.cluster: cannot reach the Dask scheduler at {settings.cluster}: {exc}"
+        ) from None
+
+
+def close(client) -> None:
+    """Close a client and the LocalCluster it started (if any)."""
+    cluster = getattr(client, "cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def worker_threads(client, settings: RuntimeSection, configured: int | None) -> int | None:
+    """Engine threads per Dask worker: the config's, else this machine's cores split (local cluster)."""
+    if configured:
+        return configured
+    if settings.cluster == "local":
+        return max(1, (os.cpu_count() or 1) // settings.cluster_workers)
+    return None
+
+
+def _engine(job: StreamJob, variant: str, threads: int | None):
+    key = (job.key, variant)
+    if key not in _ENGINES:
+        _ENGINES.clear()  # one job at a time per worker: free the previous engine
+        _ENGINES[key] = job.create_engine(variant, threads)
+    return _ENGINES[key]
+
+
+def run_chunk(job: StreamJob, engine: Any, chunk: Any, data: Any, streams: int | None = None) -> Any:
+    """One chunk through ``engine`` with several batches in flight; the chunk's merged result."""
+    from efficientbioai.runtime.executors import executor_for
+
+    batches = job.batches(chunk, data)
+    parts: list = [None] * len(batches)
+
+    def on_output(meta: tuple[int, Any], outputs: list) -> None:
+        part, info = meta
+        parts[part] = job.postprocess(chunk, info, outputs)
+
+    executor = executor_for(engine, on_output, streams)
+    try:
+        for part, (x, info) in enumerate(batches):
+            executor.submit(x, (part, info))
+        executor.drain()
+    except BaseException:
+        job.release(chunk)
+        raise
+    return job.merge(chunk, parts)
+
+
+def remote_chunk(job: StreamJob, variant: str, threads: int | None, chunk: Any) -> Any:
+    """Runs on a Dask worker: load the chunk there, run it on the worker's cached engine."""
+    return run_chunk(job, _engine(job, variant, threads), chunk, job.load(chunk))
+
+
+def run_on_dask(
+    client, job: StreamJob, sink: Sink, settings: RuntimeSection, variant: str, threads: int | None, fingerprint: dict
+) -> tuple[Any, StreamStats]:
+    """Stream ``job`` through the Dask cluster behind ``client`` into ``sink``."""
+    from distributed import as_completed
+
+    from efficientbioai.runtime.pipeline import chunk_error
+
+    chunks = job.chunks()
+    done = sink.start(fingerprint, settings.resume, len(chunks))
+    todo = iter(chunks[done:])
+    progress = Progress(
+        sum(job.units(c) for c in chunks),
+        sum(job.units(c) for c in chunks[:done]),
+        job.unit,
+        job.name,
+        settings.progress,
+    )
+    if done == len(chunks):
+        return sink.finish(), progress.close(resumed_chunks=done)
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+    limit = 2 * n_workers
+    shared = client.scatter(job, broadcast=True, hash=False)  # sent to each worker once
+    pending: dict = {}
+    running = as_completed()
+
+    def submit_next() -> bool:
+        chunk = next(todo, None)
+        if chunk is None:
+            return False
+        key = f"{job.name}-chunk{chunk.index}-{job.key[:8]}"
+        fut = client.submit(remote_chunk, shared, variant, threads, chunk, pure=False, key=key)
+        pending[fut] = chunk
+        running.add(fut)
+        return True
+
+    buffered: dict[int, Any] = {}
+    next_index = done
+    while len(pending) < limit and submit_next():
+        pass
+    try:
+        for fut in running:
+            chunk = pending.pop(fut)
+            try:
+                buffered[chunk.index] = fut.result()
+            except Exception as exc:
+                raise chunk_error(chunk, exc, "a Dask worker") from None
+            while next_index in buffered:
+                current = chunks[next_index]
+                sink.write(current, buffered.pop(next_index))
+                progress.update(job.units(current), job.raw_bytes(current))
+                next_index += 1
+            while len(pending) + len(buffered) < limit and submit_next():
+                pass
+        out = sink.finish()
+    except BaseException:
+        for fut in pending:
+            fut.cancel()
+        sink.close()
+        raise
+    finally:
+        stats = progress.close(resumed_chunks=done)
+    return out, stats

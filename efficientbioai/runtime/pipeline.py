@@ -1,0 +1,119 @@
+"""``Pipeline``: one input streamed through engine workers on this machine.
+
+    reader ─► prefetch (thread/process, bounded) ─► workers (one engine each: batches in flight,
+    post-processing on the device) ─► driver (reorders by chunk, writes, journals, progress)
+
+The driver (the calling thread) only reorders and writes, and it never waits without a
+timeout: a failed chunk raises :class:`ChunkError` naming it, workers that die without a word
+raise too, and Ctrl-C (``KeyboardInterrupt``) stops every thread, keeps the finished chunks
+in the partial output for ``resume`` and re-raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any
+
+from efficientbioai.engines.base import BaseInfer
+from efficientbioai.errors import ChunkError, EfficientBioAIError
+from efficientbioai.runtime.job import StreamJob
+from efficientbioai.runtime.prefetch import POLL, Prefetcher
+from efficientbioai.runtime.progress import Progress, StreamStats
+from efficientbioai.runtime.settings import RuntimeSection
+from efficientbioai.runtime.sink import Sink
+from efficientbioai.runtime.workers import Worker
+
+log = logging.getLogger(__name__)
+
+
+def chunk_error(chunk: Any, exc: BaseException, where: str | None = None) -> EfficientBioAIError:
+    """An error naming the chunk and the stage (``exc.stage``: reading, an engine worker, ...).
+
+    Input problems stay :class:`InputError` (the user fixes the file); anything else becomes a
+    :class:`ChunkError`.
+    """
+    if isinstance(exc, ChunkError):
+        return exc
+    what = chunk.describe() if chunk is not None else "before the first chunk"
+    where = where or getattr(exc, "stage", "an engine worker")
+    kind = type(exc) if isinstance(exc, EfficientBioAIError) else ChunkError
+    err = kind(f"{what} failed in {where}: {type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    return err
+
+
+class Pipeline:
+    """Streams a :class:`StreamJob` through ``engines`` and writes it to a :class:`Sink`.
+
+    Parameters
+    ----------
+    settings : RuntimeSection
+        Read-ahead depth, reader mode, resume, progress.
+    engines : list of (BaseInfer, streams)
+        One worker per engine (``streams``: requests in flight, OpenVINO).
+    label : str
+        Progress bar description.
+    """
+
+    def __init__(self, settings: RuntimeSection, engines: list[tuple[BaseInfer, int | None]], label: str = "") -> None:
+        if not engines:
+            raise ValueError("a pipeline needs at least one engine")
+        self.settings, self.engines, self.label = settings, engines, label
+        self.stats: StreamStats | None = None
+
+    def run(self, job: StreamJob, sink: Sink, fingerprint: dict | None = None) -> Any:
+        """Stream ``job`` into ``sink``; returns ``sink.finish()``."""
+        chunks = job.chunks()
+        done = sink.start(fingerprint or job.fingerprint(), self.settings.resume, len(chunks))
+        todo = chunks[done:]
+        total = sum(job.units(c) for c in chunks)
+        progress = Progress(
+            total, sum(job.units(c) for c in chunks[:done]), job.unit, self.label or job.name, self.settings.progress
+        )
+        if not todo:
+            self.stats = progress.close(resumed_chunks=done)
+            return sink.finish()
+        results: queue.Queue = queue.Queue()
+        stop = threading.Event()
+        tickets = threading.Semaphore(self.settings.prefetch + 2 * len(self.engines))
+        prefetch = Prefetcher(job.load, todo, self.settings.prefetch, tickets, self.settings.reader)
+        workers = [
+            Worker(i, engine, job, prefetch, lambda c, r, e: results.put((c, r, e)), stop, streams)
+            for i, (engine, streams) in enumerate(self.engines)
+        ]
+        for w in workers:
+            w.start()
+        buffered: dict[int, Any] = {}
+        next_index = done
+        try:
+            while next_index < len(chunks):
+                try:
+                    chunk, result, error = results.get(timeout=POLL * 4)
+                except queue.Empty:
+                    if not any(w.is_alive() for w in workers) and results.empty():
+                        raise ChunkError(
+                            f"{chunks[next_index].describe()}: every engine worker stopped before finishing it"
+                        ) from None
+                    continue
+                if error is not None:
+                    raise chunk_error(chunk, error)
+                buffered[chunk.index] = result
+                while next_index in buffered:
+                    current = chunks[next_index]
+                    sink.write(current, buffered.pop(next_index))
+                    tickets.release()
+                    progress.update(job.units(current), job.raw_bytes(current))
+                    next_index += 1
+            out = sink.finish()
+        except BaseException:
+            sink.close()
+            raise
+        finally:
+            stop.set()
+            prefetch.close()
+            for w in workers:
+                w.join(timeout=30)
+            self.stats = progress.close(resumed_chunks=done)
+        return out

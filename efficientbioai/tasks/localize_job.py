@@ -1,0 +1,176 @@
+"""SMLM localization as a stream: chunks of frames → localization rows appended to a CSV.
+
+Per chunk: read the frames (plus a temporal halo when the network sees neighbouring frames, so
+windows at a chunk border equal the whole stack's), cut each frame into overlapping tiles when
+it is larger than ``runtime.field_tile``, run batches of windows, and right after the engine
+run the spatial integration and the extraction of the detections as torch ops *on the engine's
+device*: only the rows (frame, x, y, z, photons, uncertainty, score) are copied to the host.
+A tile keeps only detections in its core (:class:`~efficientbioai.runtime.fov.FieldTiler`), so
+localizations in the overlaps are reported once.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from efficientbioai.errors import ConfigError, InputError
+from efficientbioai.runtime.chunks import Chunk, plan_frames
+from efficientbioai.runtime.csv_sink import CsvTableSink, empty_table
+from efficientbioai.runtime.fov import FieldTile, FieldTiler
+from efficientbioai.runtime.job import StreamJob, source_identity
+from efficientbioai.runtime.sources import ArraySource, as_source
+from efficientbioai.smlm.postprocess import SpatialIntegration
+
+#: Smallest frame side the network accepts (as :func:`efficientbioai.tasks.localize.check_stack`).
+MIN_FRAME = 8
+
+
+def table_from_dense(
+    dense: torch.Tensor, first_frame: int, tile: FieldTile | None = None, pixel_size: float = 100.0
+) -> np.ndarray:
+    """Rows ``frame, x, y, z, photons, uncertainty, score`` of the detections in ``dense`` ``(N, 6, h, w)``.
+
+    Runs on ``dense``'s device and copies only the rows. With ``tile``, keeps detections in the
+    tile's core and moves x, y into frame coordinates. Without, equals
+    :func:`efficientbioai.smlm.postprocess.dense_to_table`.
+    """
+    found = dense[:, 0] > 0
+    if tile is not None:
+        core = torch.zeros_like(found)
+        core[(slice(None), *tile.core)] = True
+        found &= core
+    idx = torch.nonzero(found)
+    if len(idx) == 0:
+        return empty_table()
+    vals = dense[idx[:, 0], :, idx[:, 1], idx[:, 2]].double()
+    frames = (idx[:, :1] + first_frame).double()
+    table = torch.cat([frames, vals[:, 1:6], vals[:, :1]], 1)
+    if tile is not None and any(tile.origin):
+        table[:, 1] += tile.origin[1] * pixel_size
+        table[:, 2] += tile.origin[0] * pixel_size
+    return table.cpu().numpy()
+
+
+class LocalizeJob(StreamJob):
+    """A frame stack through :class:`~efficientbioai.tasks.localize.LocalizationTask` in chunks."""
+
+    unit = "frames"
+
+    def __init__(self, task: Any, name: str, stack: Any) -> None:
+        super().__init__(task, name)
+        source = as_source(stack, name)
+        if source.ndim == 2:
+            source = ArraySource(np.asarray(source)[None], name)
+        if source.ndim != 3:
+            raise InputError(f"{name}: an SMLM stack must be (frames, height, width); got shape {source.shape}")
+        if min(source.shape[1:]) < MIN_FRAME:
+            raise InputError(f"{name}: frames of {source.shape[1:]} px are smaller than the minimum {MIN_FRAME} px")
+        if len(source) == 0:
+            raise InputError(f"{name}: the stack has no frames")
+        self.source = source
+        cfg = task.config
+        self.channels = task.parser.in_channels
+        self.batch_size = cfg.inference.batch_size
+        self.chunk_frames = cfg.runtime.chunk_frames
+        self.pixel_size = task._simulation().pixel_size
+        h, w = source.shape[1:]
+        ft = cfg.runtime.field_tile
+        if ft is not None and (h > ft[0] or w > ft[1]):
+            tile = (ft[0] - ft[0] % 2, ft[1] - ft[1] % 2)  # one 2× pooling inside the network
+            self.tiles: list[FieldTile] | None = FieldTiler(tile, cfg.runtime.field_margin).tiles((h, w))
+        else:
+            self.tiles = None
+        self.field = (h, w)
+        self._post: dict[str, SpatialIntegration] = {}
+        self._lock = threading.Lock()
+
+    # -- plan and read -------------------------------------------------------------------------------
+    def chunks(self) -> list[Chunk]:
+        return plan_frames(len(self.source), self.chunk_frames, self.channels // 2)
+
+    def load(self, chunk: Chunk) -> np.ndarray:
+        return self.source.read(chunk.read_start, chunk.read_stop)
+
+    def units(self, chunk: Chunk) -> int:
+        return chunk.frames
+
+    def raw_bytes(self, chunk: Chunk) -> int:
+        return chunk.frames * self.source.frame_bytes
+
+    # -- network inputs ------------------------------------------------------------------------------
+    def _windows(self, chunk: Chunk, frames: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """``(n, C, H, W)`` for frames ``start..stop-1``: C consecutive frames centred on each."""
+        if self.channels == 1:
+            return frames[start - chunk.read_start : stop - chunk.read_start, None]
+        half = self.channels // 2
+        idx = np.arange(start, stop)[:, None] + np.arange(-half, half + 1)[None]
+        return frames[np.clip(idx, 0, len(self.source) - 1) - chunk.read_start]
+
+    def batches(self, chunk: Chunk, frames: np.ndarray) -> list[tuple[np.ndarray, Any]]:
+        out = []
+        tiles = self.tiles or [None]
+        for s in range(chunk.start, chunk.stop, self.batch_size):
+            windows = self._windows(chunk, frames, s, min(s + self.batch_size, chunk.stop))
+            for tile in tiles:
+                x = windows if tile is None else windows[(Ellipsis, *tile.crop())]
+                h, w = x.shape[-2:]
+                if h % 2 or w % 2:
+                    x = np.pad(x, ((0, 0), (0, 0), (0, h % 2), (0, w % 2)), mode="edge")
+                out.append((np.ascontiguousarray(x, np.float32), (s + 1, tile, (h, w))))
+        return out
+
+    # -- on the engine's device ------------------------------------------------------------------------
+    def _integration(self, device: torch.device) -> SpatialIntegration:
+        key = str(device)
+        with self._lock:
+            if key not in self._post:
+                self._post[key] = SpatialIntegration(self.pixel_size).to(device)
+            return self._post[key]
+
+    def postprocess(self, chunk: Chunk, info: Any, outputs: list) -> np.ndarray:
+        first_frame, tile, (h, w) = info
+        raw = outputs[0]
+        with torch.no_grad():
+            dense = self._integration(raw.device)(raw[..., :h, :w])
+            return table_from_dense(dense, first_frame, tile, self.pixel_size)
+
+    def merge(self, chunk: Chunk, parts: list) -> np.ndarray:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return empty_table()
+        table = np.concatenate(parts)
+        return table[np.argsort(table[:, 0], kind="stable")] if self.tiles else table
+
+    # -- output ----------------------------------------------------------------------------------------
+    def sink(self, folder: Path | None, collect: bool) -> CsvTableSink:
+        fmt = self.task.config.runtime.output_format
+        if fmt not in ("auto", "csv"):
+            raise ConfigError(f"runtime.output_format {fmt!r}: localizations are written as CSV (use auto or csv)")
+        return CsvTableSink(Path(folder) / f"{self.name}.csv" if folder is not None else None, collect)
+
+    def fingerprint(self) -> dict:
+        rt = self.task.config.runtime
+        return {
+            "job": "localize",
+            "input": source_identity(self.source),
+            "chunk_frames": self.chunk_frames,
+            "batch_size": self.batch_size,
+            "channels": self.channels,
+            "field_tile": rt.field_tile if self.tiles else None,
+            "field_margin": rt.field_margin if self.tiles else None,
+            "pixel_size": self.pixel_size,
+        }
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_post"], state["_lock"] = {}, None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
