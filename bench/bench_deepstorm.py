@@ -83,7 +83,7 @@ def main() -> None:
     t.caption = (
         f"batch {bs} frames of {report['model']['tile'][2:]}, threads {ref['engine']['threads']}, "
         f"{ref['latency']['warmup']} warm-up + {ref['latency']['runs']} timed calls; "
-        f"{ref['units']} test frames never used for training"
+        f"{int(ref['units'])} test frames never used for training"
     )
     console = Console(width=160)
     console.print(t)

@@ -97,7 +97,7 @@ def train_deepstorm(config: Config | str | Path, resume: bool = False) -> Path:
     if spec.train_threads:
         torch.set_num_threads(spec.train_threads)
     torch.manual_seed(settings.seed)
-    model = parser.build_model(sum_frames=False)
+    model = parser.build_model(training=True)
     if spec.patch_size % model.multiple:
         raise ConfigError(
             f"deepstorm.patch_size {spec.patch_size} must be a multiple of {model.multiple} for the "

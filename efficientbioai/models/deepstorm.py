@@ -10,7 +10,8 @@ Two bodies share one wrapper (:class:`DeepSTORM`) that owns what every variant n
   100 nm camera pixels at ×8).
 - **optional on-device frame summation** (``sum_frames``): negatives clipped and the batch summed
   inside the graph, so an engine returns one image per batch instead of one per frame — the
-  deployment trick of the Deep-STORM/TensorRT paper. Training uses ``sum_frames=False``.
+  deployment trick of the Deep-STORM/TensorRT paper. A deployed per-frame model clips negatives
+  in the graph too (``clip``); training uses neither (the loss needs the linear output).
 
 Variants
 --------
@@ -133,6 +134,8 @@ class DeepSTORM(nn.Module):
         Super-resolution factor, a power of two (8: 100 nm camera pixels → 12.5 nm).
     sum_frames : bool
         Clip negatives and sum the batch inside the graph (output ``(1, 1, u·h, u·w)``).
+    clip : bool
+        Clip negatives of each frame's prediction (Deep-STORM's test-time step) when not summing.
 
     Examples
     --------
@@ -143,7 +146,9 @@ class DeepSTORM(nn.Module):
     1366208
     """
 
-    def __init__(self, variant: str = "unet", width: int = 32, upsample: int = 8, sum_frames: bool = False) -> None:
+    def __init__(
+        self, variant: str = "unet", width: int = 32, upsample: int = 8, sum_frames: bool = False, clip: bool = False
+    ) -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
@@ -151,7 +156,8 @@ class DeepSTORM(nn.Module):
             raise ValueError(f"upsample must be a power of two, got {upsample}")
         if width < 1:
             raise ValueError(f"width must be positive, got {width}")
-        self.variant, self.width, self.upsample, self.sum_frames = variant, width, upsample, sum_frames
+        self.variant, self.width, self.upsample = variant, width, upsample
+        self.sum_frames, self.clip = sum_frames, clip
         self.body = OriginalBody(width) if variant == "original" else UNetBody(width, upsample)
         self.register_buffer("norm_mean", torch.tensor(0.0))
         self.register_buffer("norm_std", torch.tensor(1.0))
@@ -175,5 +181,5 @@ class DeepSTORM(nn.Module):
             x = F.interpolate(x, scale_factor=float(self.upsample), mode="nearest")
         y = self.body(x)
         if self.sum_frames:
-            y = F.relu(y).sum(dim=0, keepdim=True)
-        return y
+            return F.relu(y).sum(dim=0, keepdim=True)
+        return F.relu(y) if self.clip else y

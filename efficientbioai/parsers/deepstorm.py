@@ -71,15 +71,17 @@ class DeepSTORMParser(BaseParser):
         if variant not in VARIANTS:
             raise ConfigError(f"model.params.variant must be one of {list(VARIANTS)}, got {variant!r}")
 
-    def build_model(self, sum_frames: bool | None = None) -> nn.Module:
-        """The network; ``sum_frames=False`` gives the per-frame model used for training."""
+    def build_model(self, training: bool = False) -> nn.Module:
+        """The deployed network (clipped, summed if ``sum_frames``); ``training=True``: the linear
+        per-frame output the loss needs."""
         self._check_params()
         try:
             return DeepSTORM(
                 variant=self.params.get("variant", "unet"),
                 width=int(self.params.get("width", 32)),
                 upsample=self.upsample,
-                sum_frames=self.sum_frames if sum_frames is None else sum_frames,
+                sum_frames=self.sum_frames and not training,
+                clip=not training,
             )
         except ValueError as exc:
             raise ConfigError(f"model.params: {exc}") from None
@@ -105,7 +107,8 @@ class DeepSTORMParser(BaseParser):
 
     def default_keep_float(self) -> list[str]:
         """The linear output layer stays float: it maps features to spike amplitudes whose sum
-        over hundreds of frames is the result, so its rounding error would add up."""
+        over hundreds of frames is the result, so its rounding error would add up. (The clip or
+        sum after it keeps its name: OpenVINO renames the op that produces the graph output.)"""
         return ["/body/head/*"]
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:

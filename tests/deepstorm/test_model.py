@@ -52,3 +52,12 @@ def test_padding_multiples_and_bad_arguments():
         DeepSTORM("resnet")
     with pytest.raises(ValueError, match="power of two"):
         DeepSTORM("unet", upsample=6)
+
+
+def test_deployed_per_frame_model_clips_negatives():
+    net = DeepSTORM("unet", width=4, clip=True).eval()
+    with torch.no_grad():
+        linear = DeepSTORM("unet", width=4).eval()
+        linear.load_state_dict(net.state_dict())
+        x = torch.rand(2, 1, 16, 16)
+        assert torch.equal(net(x), linear(x).clamp_min(0))
