@@ -102,6 +102,8 @@ def run_chunk(job: StreamJob, engine: Any, chunk: Any, data: Any, streams: int |
     except BaseException:
         job.release(chunk)
         raise
+    finally:
+        executor.close()
     return job.merge(chunk, parts)
 
 

@@ -29,8 +29,16 @@ def _csv_bytes(rows: Any) -> bytes:
     return buf.getvalue().encode()
 
 
-def _rows(table: np.ndarray, first_id: int):
-    return ([first_id + i, int(r[0]), *(float(v) for v in r[1:6])] for i, r in enumerate(table))
+def _row_bytes(table: np.ndarray, first_id: int) -> bytes:
+    """Rows as ``csv.writer(quoting=QUOTE_NONNUMERIC)`` writes ``[id, int(frame), *floats]``, ~10× faster.
+
+    Numbers are never quoted and floats are written as ``repr`` — what the csv module does — so
+    the bytes equal :func:`~efficientbioai.smlm.io.write_thunderstorm`'s.
+    """
+    ids = range(first_id, first_id + len(table))
+    frames = table[:, 0].astype(np.int64).tolist()
+    values = table[:, 1:6].tolist()
+    return "".join(f"{i},{f},{','.join(map(repr, v))}\r\n" for i, f, v in zip(ids, frames, values)).encode()
 
 
 def empty_table() -> np.ndarray:
@@ -71,7 +79,7 @@ class CsvTableSink(Sink):
         if self.collect:
             self.tables.append(table)
         if self._file is not None and len(table):
-            self._file.write(_csv_bytes(_rows(table, self.rows + 1)))
+            self._file.write(_row_bytes(table, self.rows + 1))
             self._sync()
         self.rows += len(table)
 

@@ -6,8 +6,8 @@ task's post-processing (DilatedLoc's spatial integration, Deep-STORM's frame sum
 the network ran, and only its small result is copied to the host.
 
 - :class:`AsyncExecutor` (OpenVINO): an ``AsyncInferQueue`` kept full across chunk borders;
-  outputs are post-processed in its completion callback, so a result never waits for the next
-  submission and the device never drains between chunks.
+  outputs are post-processed by a thread fed from its completion callback, so a result never
+  waits for the next submission and the device never drains between chunks.
 - :class:`SyncExecutor` (torch, TensorRT, ONNX Runtime): one batch at a time. torch and
   TensorRT keep outputs on their device (``TorchModule.model``, ``TRTModule.run_device``);
   several requests in flight come from several workers (TensorRT: one execution context on
@@ -16,6 +16,7 @@ the network ran, and only its small result is copied to the host.
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -57,13 +58,18 @@ class SyncExecutor:
     def drain(self) -> None:
         """Nothing is ever in flight."""
 
+    def close(self) -> None:
+        """Nothing to stop."""
+
 
 class AsyncExecutor:
     """OpenVINO's ``AsyncInferQueue`` with ``requests`` batches in flight.
 
-    ``on_output`` runs in OpenVINO's completion callback (possibly two at once: it must be
-    thread-safe). An exception there is kept and raised by the next :meth:`submit` or
-    :meth:`drain`, with the batch's ``meta`` attached as ``exc.meta``.
+    The completion callback only copies the outputs out of the request (which OpenVINO reuses
+    as soon as the callback returns) and queues them; a post-processing thread calls
+    ``on_output``. So the engine's threads never wait on Python post-processing or the GIL,
+    and outputs are handled in completion order. An exception there is kept and raised by the
+    next :meth:`submit` or :meth:`drain`, with the batch's ``meta`` attached as ``exc.meta``.
     """
 
     def __init__(self, engine: BaseInfer, on_output: OnOutput, requests: int) -> None:
@@ -74,18 +80,32 @@ class AsyncExecutor:
         self.queue.set_callback(self._done)
         self.n_outputs = len(engine.output_names)
         self.error: BaseException | None = None
-        self._lock = threading.Lock()
+        self.outputs: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._post, name="efficientbioai-post", daemon=True)
+        self.thread.start()
 
     def _done(self, request, meta: Any) -> None:
-        if self.error is not None:
-            return
         try:
-            outs = [torch.from_numpy(request.get_output_tensor(i).data.copy()) for i in range(self.n_outputs)]
-            self.on_output(meta, outs)
+            outs = [request.get_output_tensor(i).data.copy() for i in range(self.n_outputs)]
         except BaseException as exc:  # never let an exception escape into OpenVINO's thread
             exc.meta = meta
-            with self._lock:
+            self.error = self.error or exc
+            outs = None
+        self.outputs.put((meta, outs))
+
+    def _post(self) -> None:
+        while True:
+            meta, outs = self.outputs.get()
+            try:
+                if meta is None:
+                    return
+                if outs is not None and self.error is None:
+                    self.on_output(meta, [torch.from_numpy(o) for o in outs])
+            except BaseException as exc:
+                exc.meta = meta
                 self.error = self.error or exc
+            finally:
+                self.outputs.task_done()
 
     def _raise(self) -> None:
         if self.error is not None:
@@ -96,8 +116,16 @@ class AsyncExecutor:
         self.queue.start_async({0: self.engine._check(x)}, meta)
 
     def drain(self) -> None:
+        """Wait until every submitted batch is run and post-processed."""
         self.queue.wait_all()
+        self.outputs.join()
         self._raise()
+
+    def close(self) -> None:
+        """Let requests in flight finish, then stop the post-processing thread."""
+        self.queue.wait_all()
+        self.outputs.put((None, None))
+        self.thread.join(timeout=30)
 
 
 def executor_for(engine: BaseInfer, on_output: OnOutput, streams: int | None = None):

@@ -69,7 +69,7 @@ class Worker(threading.Thread):
             self.emit(pending.chunk, self.job.merge(pending.chunk, pending.parts), None)
 
     def run(self) -> None:
-        chunk = None
+        chunk, executor = None, None
         try:
             executor = executor_for(self.engine, self._on_output, self.streams)
             while not self.stop.is_set():
@@ -97,6 +97,9 @@ class Worker(threading.Thread):
             if failed is not None and failed[0] in self._pending:
                 chunk = self._pending[failed[0]].chunk
             self.emit(chunk, None, exc)
+        finally:
+            if executor is not None:
+                executor.close()
 
 
 def worker_engines(

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from efficientbioai.errors import ConfigError, InputError
 from efficientbioai.runtime.chunks import Chunk, plan_frames
@@ -28,6 +29,52 @@ from efficientbioai.smlm.postprocess import SpatialIntegration
 
 #: Smallest frame side the network accepts (as :func:`efficientbioai.tasks.localize.check_stack`).
 MIN_FRAME = 8
+
+
+def _max3x3(p: torch.Tensor) -> torch.Tensor:
+    """``F.max_pool2d(p, 3, stride=1, padding=1)`` as two separable passes (exact; ~10× faster on a CPU)."""
+    q = F.pad(p, (1, 1, 1, 1), value=float("-inf"))
+    rows = torch.maximum(torch.maximum(q[..., :-2, :], q[..., 1:-1, :]), q[..., 2:, :])
+    return torch.maximum(torch.maximum(rows[..., :-2], rows[..., 1:-1]), rows[..., 2:])
+
+
+def detections(
+    raw: torch.Tensor, post: SpatialIntegration, first_frame: int, tile: FieldTile | None = None
+) -> np.ndarray:
+    """Rows ``frame, x, y, z, photons, uncertainty, score`` straight from the network output ``(N, 9, h, w)``.
+
+    The same numbers as ``table_from_dense(post(raw))`` — the score map is computed as
+    :class:`SpatialIntegration` does, but positions, photons and uncertainty only at the detected
+    pixels (with the same float32 operations), not as six full maps: a few times less work on a
+    CPU shared with the engine, and only the rows leave the device.
+    """
+    p = raw[:, :1]
+    p = torch.where(p >= post.clip, p, torch.zeros_like(p))
+    is_max = p == _max3x3(p)
+    summed = F.conv2d(p, post.plus.to(p.device), padding=1)
+    score = torch.where(is_max & (p > 0), summed, torch.where(p > post.split, p, torch.zeros_like(p)))
+    found = score[:, 0] > post.threshold
+    if tile is not None:
+        core = torch.zeros_like(found)
+        core[(slice(None), *tile.core)] = True
+        found &= core
+    idx = torch.nonzero(found)
+    if len(idx) == 0:
+        return empty_table()
+    f, r, c = idx[:, 0], idx[:, 1], idx[:, 2]
+    v = raw[f, :, r, c]  # (K, 9): only the detected pixels
+    px = post.pixel_size
+    cols = c.to(raw.dtype) + 0.5
+    rows = r.to(raw.dtype) + 0.5
+    x = (cols + v[:, 1]) * px
+    y = (rows + v[:, 2]) * px
+    sigma = torch.sqrt(v[:, 5] ** 2 + v[:, 6] ** 2) * px / np.sqrt(2)
+    s = score[f, 0, r, c].clamp(max=1.0)
+    table = torch.stack([x, y, v[:, 3], v[:, 4], sigma, s], 1).double()
+    if tile is not None and any(tile.origin):
+        table[:, 0] += tile.origin[1] * px
+        table[:, 1] += tile.origin[0] * px
+    return torch.cat([(f[:, None] + first_frame).double(), table], 1).cpu().numpy()
 
 
 def table_from_dense(
@@ -136,8 +183,7 @@ class LocalizeJob(StreamJob):
         first_frame, tile, (h, w) = info
         raw = outputs[0]
         with torch.no_grad():
-            dense = self._integration(raw.device)(raw[..., :h, :w])
-            return table_from_dense(dense, first_frame, tile, self.pixel_size)
+            return detections(raw[..., :h, :w], self._integration(raw.device), first_frame, tile)
 
     def merge(self, chunk: Chunk, parts: list) -> np.ndarray:
         parts = [p for p in parts if len(p)]
