@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 from skimage.draw import ellipse
+from skimage.segmentation import find_boundaries
 
 #: Seed ranges per split: image ``i`` of a split uses seed ``offset + i``.
 SEED_OFFSETS = {"train": 0, "validation": 100_000, "calibration": 200_000, "evaluation": 300_000}
@@ -93,7 +94,7 @@ def synthetic_nuclei(
             # next to an earlier nucleus: centre one mean radius-sum away, so the two touch
             cy, cx, r0 = centres[int(rng.integers(len(centres)))]
             angle = rng.uniform(0, 2 * np.pi)
-            dist = 0.85 * (r0 + d / 2)
+            dist = 0.95 * (r0 + d / 2)
             cy, cx = cy + dist * np.sin(angle), cx + dist * np.cos(angle)
         else:
             cy, cx = rng.uniform(0, shape[0]), rng.uniform(0, shape[1])
@@ -130,9 +131,12 @@ def _render(labels: np.ndarray, brightness: np.ndarray, style: NucleiStyle, rng:
     level = brightness[labels] * (labels > 0)
     texture = ndimage.gaussian_filter(rng.normal(size=shape), 1.5)
     texture = 1 + 0.35 * texture / (texture.std() + 1e-9)
-    # nuclei are a little brighter at the rim than inside (nuclear envelope), then blurred
-    edge = ndimage.binary_dilation(labels > 0) & ~ndimage.binary_erosion(labels > 0, iterations=2)
-    clean = level * np.clip(texture, 0.2, None) * (1 + 0.2 * edge)
+    # each nucleus is a little brighter at its rim (nuclear envelope) and two touching nuclei are
+    # separated by a dimmer line, as in real images; then optical blur
+    rim = find_boundaries(labels, mode="inner") & (labels > 0)
+    other = np.where(labels > 0, labels, labels.max() + 1)  # background never counts as a neighbour
+    between = (labels > 0) & (ndimage.maximum_filter(labels, 3) != ndimage.minimum_filter(other, 3))
+    clean = level * np.clip(texture, 0.2, None) * (1 + 0.2 * rim) * np.where(between, 0.55, 1.0)
     clean = ndimage.gaussian_filter(clean, 1.0)
     yy, xx = np.mgrid[: shape[0], : shape[1]] / max(shape)
     illumination = 1 + 0.3 * np.sin(2 * np.pi * (yy * rng.uniform(0.3, 1) + xx * rng.uniform(0.3, 1)))
