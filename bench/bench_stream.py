@@ -84,14 +84,15 @@ def stack(deploy: Path, frames: int, folder: Path) -> Path:
     return path
 
 
-def engine_only(engine, path: Path, batch: int) -> float:
-    """Frames/s of ``engine.map_batches`` on the stack pre-loaded as float32 batches."""
+def engine_only(engine, path: Path, batch: int) -> dict:
+    """Frames/s (wall) and CPU s/frame of ``engine.map_batches`` on the stack pre-loaded as float32 batches."""
     frames = np.asarray(open_frames(path).read(0, 10**9), np.float32)[:, None]
     batches = [np.ascontiguousarray(frames[i : i + batch]) for i in range(0, len(frames), batch)]
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     for _ in engine.map_batches(iter(batches)):
         pass
-    return len(frames) / (time.perf_counter() - start)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"fps": len(frames) / wall, "cpu_per_frame": cpu / len(frames)}
 
 
 def end_to_end(config, parser, engine, path: Path, out: Path, workers: list[WorkerSection] | None = None) -> dict:
@@ -102,12 +103,20 @@ def end_to_end(config, parser, engine, path: Path, out: Path, workers: list[Work
         config.runtime.workers = workers
     task = TASKS.get(parser.task_name)(config, parser)
     streamer = Streamer(config)
+    cpu = time.process_time()
     try:
         streamer.predict(task, engine, Sample(path.stem, open_frames(path)), VARIANT, out, collect=False)
     finally:
         streamer.close()
+    cpu = time.process_time() - cpu
     stats = streamer.stats[-1]  # from the first read to the finished CSV renamed into place
-    return {"fps": stats.units_per_s, "mb_s": stats.mb_per_s, "seconds": stats.seconds, "rss_mb": stats.peak_rss_mb}
+    return {
+        "fps": stats.units_per_s,
+        "mb_s": stats.mb_per_s,
+        "seconds": stats.seconds,
+        "cpu_per_frame": cpu / stats.units,
+        "rss_mb": stats.peak_rss_mb,
+    }
 
 
 def child_rss(deploy: Path, path: Path, out: Path) -> None:
@@ -123,8 +132,10 @@ def child_rss(deploy: Path, path: Path, out: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=1000, help="stack length for the throughput rounds")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--frames", type=int, default=500, help="stack length for the throughput rounds")
+    ap.add_argument("--rounds", type=int, default=6, help="alternating engine-only / end-to-end pairs")
+    ap.add_argument("--worker-rounds", type=int, default=3, help="alternating 1-worker / 2-worker pairs")
+    ap.add_argument("--chunk-frames", type=int, default=64, help="runtime.chunk_frames for the throughput runs")
     ap.add_argument("--rss", default="1000,20000", help="stack lengths for the peak-RSS runs ('' to skip)")
     ap.add_argument("--dask", action="store_true", help="also run a 2-worker Dask LocalCluster")
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "bench")
@@ -147,31 +158,43 @@ def main() -> None:
     frame_mb = open_frames(path).frame_bytes / 1e6
     batch = config.inference.batch_size
     engine.warmup(np.zeros((batch, 1, 64, 64), np.float32) + 100)
+    config.runtime.chunk_frames = args.chunk_frames
     load_before = os.getloadavg()[0]
     rounds = []
-    for r in range(args.rounds):  # alternate, so background load hits both sides alike
+    for r in range(args.rounds):  # short alternating pairs: background load hits both sides alike
         eng = engine_only(engine, path, batch)
         e2e = end_to_end(config, parser, engine, path, preds)
-        rounds.append({"engine_fps": eng, "e2e_fps": e2e["fps"], "ratio": e2e["fps"] / eng})
-        ratio = rounds[-1]["ratio"]
-        print(f"round {r + 1}: engine {eng:.1f} frames/s, end to end {e2e['fps']:.1f} frames/s, ratio {ratio:.3f}")
-    eng_med = float(np.median([x["engine_fps"] for x in rounds]))
-    e2e_med = float(np.median([x["e2e_fps"] for x in rounds]))
+        rounds.append({"engine": eng, "e2e": e2e, "ratio": e2e["fps"] / eng["fps"]})
+        print(
+            f"round {r + 1}: engine {eng['fps']:.1f} frames/s, end to end {e2e['fps']:.1f} frames/s, "
+            f"ratio {rounds[-1]['ratio']:.3f}; CPU s/frame {eng['cpu_per_frame']:.4f} vs {e2e['cpu_per_frame']:.4f}",
+            flush=True,
+        )
     threads = engine.threads
-    one = end_to_end(config, parser, engine, path, preds, [WorkerSection(threads=threads, streams=2)])
     half = max(1, threads // 2)
-    two = end_to_end(config, parser, None, path, preds, [WorkerSection(threads=half, streams=1)] * 2)
+    workers = []
+    for _ in range(args.worker_rounds):
+        one = end_to_end(config, parser, engine, path, preds, [WorkerSection(threads=threads, streams=2)])
+        two = end_to_end(config, parser, None, path, preds, [WorkerSection(threads=half, streams=1)] * 2)
+        workers.append({"one": one, "two": two})
+        print(f"workers: 1 → {one['fps']:.1f} frames/s, 2 → {two['fps']:.1f} frames/s", flush=True)
+    cpu_eng = np.mean([x["engine"]["cpu_per_frame"] for x in rounds])
+    cpu_e2e = np.mean([x["e2e"]["cpu_per_frame"] for x in rounds])
     results = {
         "machine": machine(),
         "frames": args.frames,
+        "chunk_frames": args.chunk_frames,
         "frame_bytes": int(frame_mb * 1e6),
         "engine": engine.describe(),
         "load_average": [load_before, os.getloadavg()[0]],
         "rounds": rounds,
-        "efficiency_median": e2e_med / eng_med,
-        "efficiency_mean_of_rounds": float(np.mean([x["ratio"] for x in rounds])),
-        "one_worker": one,
-        "two_workers": two,
+        "engine_fps_median": float(np.median([x["engine"]["fps"] for x in rounds])),
+        "e2e_fps_median": float(np.median([x["e2e"]["fps"] for x in rounds])),
+        "efficiency_median_ratio": float(np.median([x["ratio"] for x in rounds])),
+        "efficiency_cpu": float(cpu_eng / cpu_e2e),
+        "workers": workers,
+        "one_worker": _median(w["one"] for w in workers),
+        "two_workers": _median(w["two"] for w in workers),
     }
     if args.dask:
         dask_cfg = config.model_copy(deep=True)
@@ -198,20 +221,19 @@ def main() -> None:
     print_table(results)
 
 
+def _median(runs) -> dict:
+    runs = list(runs)
+    return {k: float(np.median([r[k] for r in runs])) for k in ("fps", "mb_s")}
+
+
 def print_table(res: dict) -> None:
     t = Table(title=f"Streaming runtime, DilatedLoc {VARIANT}, {res['machine']['cpu']} ({res['machine'].get('cores')})")
     t.add_column("measure")
     t.add_column("value", justify="right")
-    t.add_row(
-        "engine only, pre-loaded batches (median of rounds)",
-        f"{np.median([r['engine_fps'] for r in res['rounds']]):.1f} frames/s",
-    )
-    t.add_row(
-        "end to end, TIFF on disk → CSV (median of rounds)",
-        f"{np.median([r['e2e_fps'] for r in res['rounds']]):.1f} frames/s",
-    )
-    t.add_row("pipeline efficiency (ratio of medians)", f"{res['efficiency_median']:.3f}")
-    t.add_row("pipeline efficiency (mean of per-round ratios)", f"{res['efficiency_mean_of_rounds']:.3f}")
+    t.add_row("engine only, pre-loaded batches (median of rounds)", f"{res['engine_fps_median']:.1f} frames/s")
+    t.add_row("end to end, TIFF on disk → CSV (median of rounds)", f"{res['e2e_fps_median']:.1f} frames/s")
+    t.add_row("pipeline efficiency: median of paired wall-clock ratios", f"{res['efficiency_median_ratio']:.3f}")
+    t.add_row("pipeline efficiency: engine ÷ end-to-end CPU seconds per frame", f"{res['efficiency_cpu']:.3f}")
     for key, label in (
         ("one_worker", "1 worker"),
         ("two_workers", "2 workers"),
@@ -224,7 +246,8 @@ def print_table(res: dict) -> None:
             f"peak RSS, {int(n):,} frames (after loading)", f"{r['peak_rss_mb']:.0f} MB ({r['loaded_mb']:.0f} MB)"
         )
     t.caption = (
-        f"{res['frames']} frames of 64×64 uint16 ({res['frame_bytes']} B/frame); engine {res['engine']}; "
+        f"{res['frames']} frames of 64×64 uint16 ({res['frame_bytes']} B/frame), chunks of {res['chunk_frames']}; "
+        f"engine {res['engine']}; "
         f"load average {res['load_average'][0]:.1f} → {res['load_average'][1]:.1f} (other jobs on the machine)"
     )
     Console(width=150).print(t)

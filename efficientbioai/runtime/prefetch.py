@@ -84,14 +84,15 @@ class Prefetcher:
         from concurrent.futures import ProcessPoolExecutor
 
         pending: deque = deque()
-        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(1, mp_context=context, initializer=_set_loader, initargs=(self.load,)) as pool:
             chunks = iter(self.chunks)
             while True:
                 while len(pending) < self.depth:
                     chunk = next(chunks, None)
                     if chunk is None or not self._ticket():
                         break
-                    pending.append((chunk, pool.submit(self.load, chunk)))
+                    pending.append((chunk, pool.submit(_load, chunk)))  # the loader was sent once
                 if not pending or self.stop.is_set():
                     for _, fut in pending:
                         fut.cancel()
@@ -138,6 +139,19 @@ class Prefetcher:
         self.thread.join(timeout=30)
         if self.thread.is_alive():
             log.warning("the prefetch thread did not stop within 30 s")
+
+
+_LOADER: Callable[[Any], Any] | None = None
+
+
+def _set_loader(load: Callable[[Any], Any]) -> None:
+    """In the reader process: keep the loader (and the job it belongs to) for every chunk."""
+    global _LOADER
+    _LOADER = load
+
+
+def _load(chunk: Any) -> Any:
+    return _LOADER(chunk)
 
 
 def _wait(fut, stop: threading.Event):

@@ -97,3 +97,8 @@ def test_resume_refuses_a_different_run(tmp_path):
     sink.close()
     with pytest.raises(ConfigError, match="cannot resume .*frames.csv: chunk changed"):
         _run(FramesJob(40, chunk=8), [Doubler()], tmp_path, resume=True)
+
+
+def test_reading_in_a_process_gives_the_same_result():
+    out, _ = _run(FramesJob(30, chunk=4), [Doubler(), Doubler()], reader="process", prefetch=3)
+    np.testing.assert_array_equal(out, expected(30))
