@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_smlm.py
 	$(BIN)/python bench/bench_prune.py
 	$(BIN)/python bench/bench_cellpose.py
+	$(BIN)/python bench/bench_stream.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check efficientbioai tests bench tutorial
