@@ -69,27 +69,39 @@ class OPVModule(BaseInfer):
         return [self.request.get_output_tensor(i).data.copy() for i in range(len(self.output_names))]
 
     def map_batches(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray | dict[str, np.ndarray]]:
-        """Keep ``num_requests`` batches in flight with ``AsyncInferQueue``; yield in order."""
+        """Keep ``num_requests`` batches in flight with ``AsyncInferQueue``; yield in order.
+
+        The queue lives as long as the engine and is drained in ``finally``, and its callback
+        holds no reference to the engine: otherwise the last reference to the engine (or the
+        queue) could be dropped on an OpenVINO worker thread, whose destructor then joins
+        itself and aborts the process ("Resource deadlock avoided").
+        """
         import openvino as ov
 
-        queue = ov.AsyncInferQueue(self.compiled, self.num_requests)
+        if getattr(self, "_queue", None) is None:
+            self._queue = ov.AsyncInferQueue(self.compiled, self.num_requests)
+        queue = self._queue
         results: dict[int, list[np.ndarray]] = {}
+        n_out = len(self.output_names)
 
-        def done(request, index):
-            results[index] = [request.get_output_tensor(i).data.copy() for i in range(len(self.output_names))]
+        def done(request, index, results=results, n_out=n_out):
+            results[index] = [request.get_output_tensor(i).data.copy() for i in range(n_out)]
 
         queue.set_callback(done)
         submitted = yielded = 0
-        for x in batches:
-            queue.start_async({0: self._check(x)}, submitted)
-            submitted += 1
-            while yielded in results:
+        try:
+            for x in batches:
+                queue.start_async({0: self._check(x)}, submitted)
+                submitted += 1
+                while yielded in results:
+                    yield self._pack(results.pop(yielded))
+                    yielded += 1
+            queue.wait_all()
+            while yielded < submitted:
                 yield self._pack(results.pop(yielded))
                 yielded += 1
-        queue.wait_all()
-        while yielded < submitted:
-            yield self._pack(results.pop(yielded))
-            yielded += 1
+        finally:
+            queue.wait_all()  # never leave requests in flight (early exit, error, Ctrl-C)
 
     def _pack(self, outs: list[np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
         return outs[0] if len(outs) == 1 else dict(zip(self.output_names, outs))
