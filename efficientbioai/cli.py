@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(func=cmd_stream)
 
     tr = sub.add_parser(
-        "train", parents=[common], help="train a bundled model (DilatedLoc, Cellpose) on simulated or generated data"
+        "train", parents=[common], help="train a bundled model (DilatedLoc, Deep-STORM, Cellpose) on generated data"
     )
     tr.add_argument("--config", required=True, help="YAML with model, simulation and train sections")
     tr.add_argument("--resume", action="store_true", help="continue from model.checkpoint")
