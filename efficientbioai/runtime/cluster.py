@@ -58,9 +58,20 @@ def connect(settings: RuntimeSection):
         ) from None
 
 
+def _drop_engines() -> int:
+    """On a worker: free the cached engine (and its threads) so the worker can stop or run other jobs."""
+    n = len(_ENGINES)
+    _ENGINES.clear()
+    return n
+
+
 def close(client) -> None:
-    """Close a client and the LocalCluster it started (if any)."""
+    """Free the workers' engines, close the client and the LocalCluster it started (if any)."""
     cluster = getattr(client, "cluster", None)
+    try:
+        client.run(_drop_engines)
+    except Exception as exc:  # a worker that is gone has nothing to free
+        log.debug("could not free engines on every worker: %s", exc)
     client.close()
     if cluster is not None:
         cluster.close()
