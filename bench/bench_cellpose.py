@@ -54,7 +54,18 @@ def main() -> None:
     ref = rows["torch:fp32"]
     batch = ref["latency"]["batch_size"]
     t = Table(title=f"Cellpose CPnet ({report['model']['parameters']:,} parameters), {machine()['cpu']}")
-    for h in ["variant", "ms/tile", "× torch", "× OV fp32", "s/image", "× torch", "AP50", "AP75", "AP90", "AP50 vs fp32"]:
+    for h in [
+        "variant",
+        "ms/tile",
+        "× torch",
+        "× OV fp32",
+        "s/image",
+        "× torch",
+        "AP50",
+        "AP75",
+        "AP90",
+        "AP50 vs fp32",
+    ]:
         t.add_column(h, justify="right")
     ov = rows["openvino:fp32"]["latency"]["median_ms"]
     for v in VARIANTS:

@@ -38,8 +38,10 @@ def _outputs(b=2, h=12, w=16, seed=0):
 def test_mixture_matches_reference():
     out = _outputs()
     truth = torch.tensor(
-        [[[3.2, 4.7, -120.0, 5000.0], [10.9, 1.1, 300.0, 12000.0], [0, 0, 0, 0]],
-         [[15.5, 11.5, 650.0, 900.0], [0, 0, 0, 0], [0, 0, 0, 0]]]
+        [
+            [[3.2, 4.7, -120.0, 5000.0], [10.9, 1.1, 300.0, 12000.0], [0, 0, 0, 0]],
+            [[15.5, 11.5, 650.0, 900.0], [0, 0, 0, 0], [0, 0, 0, 0]],
+        ]
     )
     mask = torch.tensor([[True, True, False], [True, False, False]])
     got = mixture_loss(out, truth, mask, 700.0, 20000.0)
