@@ -1,5 +1,6 @@
 """Scale-out on a 2-worker Dask LocalCluster: chunks and blocks run on workers, merged in order."""
 
+import logging
 import os
 
 import numpy as np
@@ -33,7 +34,12 @@ def cluster():
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):  # a crash fails the chunk at once
         local = LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
         )
         client = Client(local)
         yield client
