@@ -37,6 +37,36 @@ def _images(split: str, count: int, shape: tuple[int, int]) -> tuple[list[np.nda
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+def _train_seg(
+    net: torch.nn.Module, section: CellposeSection, epochs: int, lr: float, batch_size: int, folder: str
+) -> tuple[str, np.ndarray, np.ndarray, int]:
+    """cellpose's ``train_seg`` on generated nuclei (train / validation seeds); returns the model
+    file it wrote, the train and test losses per epoch, and the number of training images."""
+    settings = section.train
+    shape = tuple(settings.image_shape)
+    x_train, y_train = _images("train", settings.images, shape)
+    x_test, y_test = _images("validation", settings.test_images, shape)
+    path, train_losses, test_losses = cellpose_module("train").train_seg(
+        net,
+        train_data=x_train,
+        train_labels=y_train,
+        test_data=x_test,
+        test_labels=y_test,
+        channels=list(section.channels),
+        normalize=True,
+        batch_size=batch_size,
+        learning_rate=lr,
+        weight_decay=settings.weight_decay,
+        n_epochs=epochs,
+        bsize=settings.bsize,
+        min_train_masks=1,
+        save_path=folder,
+        save_every=10**9,
+        model_name="model",
+    )
+    return path, train_losses, test_losses, len(x_train)
+
+
 def train_cellpose(config: Config | str | Path) -> Path:
     """Train the config's CPnet (``model.params``) on generated nuclei; returns the checkpoint path."""
     from efficientbioai.compression.pipeline import create_parser
@@ -45,34 +75,16 @@ def train_cellpose(config: Config | str | Path) -> Path:
     source = str(config) if not isinstance(config, Config) else "<config>.yaml"
     if cfg.model.checkpoint is None:
         raise ConfigError("training needs model.checkpoint: where to write the trained weights")
-    settings = (cfg.cellpose or CellposeSection()).train
-    train_mod = cellpose_module("train")
+    section = cfg.cellpose or CellposeSection()
+    settings = section.train
     parser = create_parser(cfg)
     torch.manual_seed(settings.seed)
     net = parser.build_model().net
-    shape = tuple(settings.image_shape)
-    x_train, y_train = _images("train", settings.images, shape)
-    x_test, y_test = _images("validation", settings.test_images, shape)
     logging.getLogger("cellpose.train").setLevel(logging.INFO)  # its per-10-epoch loss lines are the progress
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="cellpose_train_") as tmp:
-        path, train_losses, test_losses = train_mod.train_seg(
-            net,
-            train_data=x_train,
-            train_labels=y_train,
-            test_data=x_test,
-            test_labels=y_test,
-            channels=list((cfg.cellpose or CellposeSection()).channels),
-            normalize=True,
-            batch_size=settings.batch_size,
-            learning_rate=settings.learning_rate,
-            weight_decay=settings.weight_decay,
-            n_epochs=settings.epochs,
-            bsize=settings.bsize,
-            min_train_masks=1,
-            save_path=tmp,
-            save_every=10**9,
-            model_name="model",
+        path, train_losses, test_losses, _ = _train_seg(
+            net, section, settings.epochs, settings.learning_rate, settings.batch_size, tmp
         )
         seconds = time.time() - start
         out = Path(cfg.model.checkpoint)
@@ -106,35 +118,14 @@ def _cellpose_version() -> str:
 def fine_tune_cellpose(net: torch.nn.Module, section: CellposeSection, steps: int, lr: float, batch_size: int) -> dict:
     """Continue training a (pruned) CPnet with cellpose's ``train_seg`` for about ``steps`` batches
     on generated nuclei; returns the loss curve per epoch for the report."""
-    train_mod = cellpose_module("train")
-    settings = section.train
-    shape = tuple(settings.image_shape)
-    x_train, y_train = _images("train", settings.images, shape)
-    x_test, y_test = _images("validation", settings.test_images, shape)
-    epochs = max(1, int(np.ceil(steps * batch_size / len(x_train))))
+    images = section.train.images
+    epochs = max(1, int(np.ceil(steps * batch_size / images)))
     with tempfile.TemporaryDirectory(prefix="cellpose_finetune_") as tmp:
-        _, train_losses, test_losses = train_mod.train_seg(
-            net,
-            train_data=x_train,
-            train_labels=y_train,
-            test_data=x_test,
-            test_labels=y_test,
-            channels=list(section.channels),
-            normalize=True,
-            batch_size=batch_size,
-            learning_rate=lr,
-            weight_decay=settings.weight_decay,
-            n_epochs=epochs,
-            bsize=settings.bsize,
-            min_train_masks=1,
-            save_path=tmp,
-            save_every=10**9,
-            model_name="model",
-        )
+        _, train_losses, test_losses, images = _train_seg(net, section, epochs, lr, batch_size, tmp)
     net.eval()
     curve = [
         {
-            "step": (i + 1) * int(np.ceil(len(x_train) / batch_size)),
+            "step": (i + 1) * int(np.ceil(images / batch_size)),
             "train_loss": round(float(v), 5),
             **({"held_out_loss": round(float(test_losses[i]), 5)} if test_losses[i] else {}),
         }
@@ -142,7 +133,7 @@ def fine_tune_cellpose(net: torch.nn.Module, section: CellposeSection, steps: in
     ]
     return {
         "mode": "cellpose train_seg (generated nuclei)",
-        "steps": epochs * int(np.ceil(len(x_train) / batch_size)),
+        "steps": epochs * int(np.ceil(images / batch_size)),
         "epochs": epochs,
         "lr": lr,
         "batch_size": batch_size,
