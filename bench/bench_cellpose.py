@@ -85,7 +85,7 @@ def main() -> None:
         )
     t.caption = (
         f"tiles 224×224, batch {batch}, threads {ref['engine']['threads']}, {args.runs} timed runs (median); "
-        f"{ref['units']} generated {args.size}² images never used for training or calibration; "
+        f"{ref['units']:g} generated {args.size}² images never used for training or calibration; "
         "s/image includes cellpose normalisation, tiling and dynamics (CPU)"
     )
     Console(width=170).print(t)

@@ -5,13 +5,18 @@ one inference run measures them side by side: latency vs torch fp32 and vs OpenV
 pruned+int8 vs int8 alone, parameter count, and Pearson against the clean ground truth on
 synthetic images never used for training, fine-tuning or calibration.
 
-    .venv/bin/python bench/bench_prune.py [--runs 30] [--steps 400] [--only 2d|3d]
+    .venv/bin/python bench/bench_prune.py [--runs 30] [--steps 400] [--only 2d|3d] [--threads N]
+
+Every timed engine uses ``--threads`` (default: all cores), whatever torch's own default is; so
+``OMP_NUM_THREADS=1`` can keep the fine-tuning on one core while another job runs, without
+changing what is timed.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -29,8 +34,9 @@ from efficientbioai.run import run_inference  # noqa: E402
 VARIANTS = ["torch:fp32", "openvino:fp32", "openvino:int8", "openvino:fp32:pruned", "openvino:int8:pruned"]
 
 
-def bench(name: str, config: Path, out: Path, runs: int, steps: int | None) -> Table:
+def bench(name: str, config: Path, out: Path, runs: int, steps: int | None, threads: int) -> Table:
     cfg = load_config(config)
+    cfg.engine.threads = threads
     cfg.report.compare = VARIANTS
     cfg.report.latency.runs = runs
     cfg.report.energy.enabled = False
@@ -64,7 +70,7 @@ def bench(name: str, config: Path, out: Path, runs: int, steps: int | None) -> T
     t.caption = (
         f"batch {lat['batch_size']} tiles of {report['model']['tile'][2:]}, {runs} timed runs (median), "
         f"threads {rows['torch:fp32']['engine']['threads']}; fine-tuning: {ft['mode']}, {ft.get('steps')} steps; "
-        f"Pearson on {rows['torch:fp32']['units']} evaluation images"
+        f"Pearson on {rows['torch:fp32']['units']:g} evaluation images"
     )
     return t
 
@@ -74,6 +80,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--steps", type=int, help="fine-tuning steps (default: the config's)")
     ap.add_argument("--only", choices=["2d", "3d"])
+    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads of every timed engine")
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "bench")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -81,7 +88,7 @@ def main() -> None:
     for name in ["2d", "3d"]:
         if args.only in (None, name):
             config = ROOT / "configs" / f"monai_unet_denoise{name}_pruned.yaml"
-            console.print(bench(name.upper(), config, args.out, args.runs, args.steps))
+            console.print(bench(name.upper(), config, args.out, args.runs, args.steps, args.threads))
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ def main() -> None:
         )
     t.caption = (
         f"batch {ref['latency']['batch_size']} frames of {report['model']['tile'][2:]}, "
-        f"threads {ref['engine']['threads']}; {ref['units']} test frames never used for training"
+        f"threads {ref['engine']['threads']}; {ref['units']:g} test frames never used for training"
     )
     Console(width=160).print(t)
 

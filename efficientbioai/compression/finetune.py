@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: Batch index of the held-out batch the curve is measured on (far from the training indices).
 HELD_OUT = 1_000_000
+#: Crops in the held-out batch of supervised fine-tuning.
+HELD_OUT_CROPS = 16
 
 
 def fine_tune(pruned: nn.Module, reference: nn.Module, parser: BaseParser, settings: FineTuneSection) -> dict:
@@ -56,7 +58,10 @@ Batches = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
 
 def _supervised_batches(parser: BaseParser, settings: FineTuneSection) -> Batches:
     def batch(index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = parser.training_batch(index, settings.batch_size, settings.tile)
+        if index == HELD_OUT:  # the curve is measured on the validation split, never trained on
+            x, y = parser.training_batch(0, HELD_OUT_CROPS, settings.tile, split="validation")
+        else:
+            x, y = parser.training_batch(index, settings.batch_size, settings.tile)
         return torch.from_numpy(x), torch.from_numpy(y)
 
     return batch

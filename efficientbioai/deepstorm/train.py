@@ -197,3 +197,65 @@ def _save_record(out, source, settings, spec, stats, history, seconds, simulated
     tmp = out.with_name(f".{out.stem}.json.partial")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
     os.replace(tmp, out.with_suffix(".json"))
+
+
+def fine_tune_deepstorm(
+    model: torch.nn.Module,
+    sim,
+    spec: DeepSTORMSection,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    eval_every: int,
+    validation_frames: int = 32,
+) -> list[dict]:
+    """Continue training a (pruned) deployed Deep-STORM model on freshly simulated patches with
+    its own loss; returns the curve: training and validation loss, NMSE and PSNR of a summed
+    validation filament stack every ``eval_every`` steps.
+
+    The deployed model clips (and may sum frames) in its graph; the loss needs the linear
+    per-frame output, so both are switched off while training and restored afterwards. The
+    normalisation buffers are those of the original training set and stay as they are.
+    """
+    from efficientbioai.deepstorm.filaments import simulate_filament_stack
+    from efficientbioai.deepstorm.metrics import truth_image
+
+    flags = model.sum_frames, model.clip
+    model.sum_frames, model.clip = False, False
+    try:
+        pool = simulate_patches(sim, spec, min(spec.patches, steps * batch_size), SEEDS["train"] + 7_000_000)
+        val_pool = simulate_patches(sim, spec, spec.validation_patches, SEEDS["validation"])
+        frames, truth = simulate_filament_stack(
+            sim.for_test(), spec.filaments, validation_frames, SEEDS["validation"] + 1
+        )
+        val_image = truth_image(truth, frames.shape[1:], sim.pixel_size, model.upsample)
+
+        def point(step: int, loss: float | None) -> dict:
+            scores = validation_scores(model, frames, val_image, spec)
+            return {
+                "step": step,
+                "train_loss": None if loss is None else round(loss, 4),
+                "val_loss": round(validation_loss(model, val_pool, spec), 4),
+                **{k: round(v, 3) for k, v in scores.items()},
+            }
+
+        curve = [point(0, None)]
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
+        rng = np.random.default_rng(7)
+        bar = tqdm(range(steps), desc="fine-tuning Deep-STORM", mininterval=2.0)
+        for step in bar:
+            model.train()
+            x, y, size = _batch(model, pool, rng.choice(len(pool), batch_size, replace=False), spec)
+            loss, _ = deepstorm_loss(model(x)[..., :size, :size], y, spec.target_sigma_px, spec.l1_weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            if (step + 1) % eval_every == 0 or step + 1 == steps:
+                curve.append(point(step + 1, float(loss)))
+                bar.set_postfix(nmse=curve[-1]["nmse"], psnr=curve[-1]["psnr"])
+    finally:
+        model.sum_frames, model.clip = flags
+        model.eval()
+    return curve

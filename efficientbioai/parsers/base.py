@@ -115,20 +115,48 @@ class BaseParser(ABC):
         return list(dict.fromkeys([layers[0], layers[-1]])) if layers else []
 
     def training_batch(
-        self, index: int, batch_size: int, tile: list[int] | None = None
+        self, index: int, batch_size: int, tile: list[int] | None = None, split: str = "train"
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """``(inputs (B, C, *tile), targets (B, C_out, *tile))`` of the parser's training data,
-        for fine-tuning; ``None`` when the family has no built-in training data."""
+        for fine-tuning; ``None`` when the family has no built-in training data.
+
+        Crops (random position and flips, seeded by ``index``) of synthetic images twice the
+        tile size, each normalised as a whole before cropping — as at inference, where whole
+        images are normalised and then tiled. Normalising a small crop on its own shifts the
+        input distribution and the fine-tuned model pays for it on real-sized images. A pool
+        of :attr:`training_pool` images per split is simulated on first use and reused.
+        """
         tile = tuple(tile or self.config.inference.tile)
+        shape = tuple(2 * t for t in tile)
+        rng = np.random.default_rng([index, batch_size, 20251122])
         xs, ys = [], []
-        for i in range(batch_size):
+        for _ in range(batch_size):
+            pair = self._pooled_pair(split, int(rng.integers(self.training_pool)), shape)
+            if pair is None:
+                return None
+            x, y = pair
+            both = _random_crop(np.concatenate([x, y]), tile, rng)
+            for axis in range(1, both.ndim):
+                if rng.random() < 0.5:
+                    both = np.flip(both, axis)
+            xs.append(both[: len(x)])
+            ys.append(both[len(x) :])
+        return np.stack(xs).astype(np.float32), np.stack(ys).astype(np.float32)
+
+    #: Synthetic images per split behind :meth:`training_batch`.
+    training_pool: int = 128
+
+    def _pooled_pair(self, split: str, seed: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+        pool = self.__dict__.setdefault("_training_pool_cache", {})
+        key = (split, seed, shape)
+        if key not in pool:
             try:
-                image, target = self.synthetic_pair("train", index * batch_size + i, tile)
+                image, target = self.synthetic_pair(split, seed, shape)
             except ConfigError:
                 return None
-            xs.append(self.preprocess(self.channels_first(image)))
-            ys.append(np.asarray(target, np.float32).reshape(-1, *tile))
-        return np.stack(xs).astype(np.float32), np.stack(ys).astype(np.float32)
+            x = self.preprocess(self.channels_first(image)).astype(np.float32)
+            pool[key] = (x, np.asarray(target, np.float32).reshape(-1, *shape))
+        return pool[key]
 
     def fine_tune(self, model: nn.Module, reference: nn.Module, settings) -> dict | None:
         """The family's own fine-tuning recipe after pruning (``None``: use the generic loop)."""

@@ -139,3 +139,25 @@ def test_per_frame_export_keeps_its_output_layer_in_float(trained, tmp_path):
     report = run_inference(compress(write_config(tmp_path, cfg), tmp_path / "exp"))
     rows = {r["variant"]: r for r in report["variants"]}
     assert rows["openvino:int8"]["units"] == 6 and rows["onnxruntime:int8"]["vs_fp32"]["nmse"] < 50
+
+
+def test_pruned_int8_chain_fine_tunes_with_deepstorm_loss(trained, tmp_path):
+    """prune → Deep-STORM fine-tuning (its loss, simulated patches) → int8, in one compress run;
+    the deployed pruned model still sums frames in its graph."""
+    cfg, _ = trained
+    cfg = {
+        **cfg,
+        "prune": {"enabled": True, "ratio": 0.5, "fine_tune": {"steps": 4, "batch_size": 4, "eval_every": 2}},
+        "report": {**cfg["report"], "compare": ["torch:fp32", "openvino:int8", "torch:fp32:pruned"]},
+    }
+    deploy = compress(write_config(tmp_path, cfg), tmp_path / "exp")
+    manifest = json.loads((deploy.parent / "manifest.json").read_text())
+    tuning = manifest["pruning"]["fine_tune"]
+    assert tuning["mode"] == "deepstorm training (simulated patches)"
+    assert [p["step"] for p in tuning["curve"]] == [0, 2, 4]
+    assert {"val_loss", "nmse", "psnr"} <= set(tuning["curve"][-1])
+    assert manifest["pruning"]["after"]["parameters"] < 0.5 * manifest["pruning"]["before"]["parameters"]
+    report = run_inference(deploy)
+    rows = {r["variant"]: r for r in report["variants"]}
+    assert {"openvino:int8:pruned", "torch:fp32:pruned"} <= set(rows)
+    assert np.isfinite(rows["openvino:int8:pruned"]["vs_ground_truth"]["nmse"])

@@ -1,5 +1,6 @@
-"""The shipped 3D astigmatic DilatedLoc: accuracy on the simulated high-SNR, low-density test
-stack (its own seeds, never used in training or calibration), fp32 and int8."""
+"""The shipped DilatedLoc checkpoints on their simulated test stacks (own seeds, never used in
+training or calibration), fp32 and int8: the 3D astigmatic model (high SNR, low density) and
+the 2D Gaussian-PSF model of the SMLM-challenge setting (medium density, 1 emitter/µm²)."""
 
 from pathlib import Path
 
@@ -12,40 +13,41 @@ from efficientbioai.run import run_inference
 from efficientbioai.smlm.crlb import crlb
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ROOT / "configs" / "dilatedloc_astig3d.yaml"
+
+# Measured, and what is asserted (a margin below the measurement, so that a regression fails):
+# - astig3d, 2,500 CPU training steps: Jaccard 0.949, per-axis lateral RMSE ≈ 3.2× the CRLB.
+#   The issue's bars (Jaccard ≥ 0.95, RMSE ≤ 1.5× CRLB) need longer training (--resume).
+# - gauss2d, see weights/dilatedloc_gauss2d.json for its training.
+BOUNDS = {
+    "dilatedloc_astig3d": {"jaccard": 0.94, "crlb_factor": 4.0, "z": np.linspace(-700, 700, 15)},
+    "dilatedloc_gauss2d": {"jaccard": 0.80, "crlb_factor": 4.0, "z": np.zeros(1)},
+}
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    cfg = load_config(CONFIG)
+@pytest.fixture(scope="module", params=sorted(BOUNDS))
+def report(request, tmp_path_factory):
+    cfg = load_config(ROOT / "configs" / f"{request.param}.yaml")
     if not Path(cfg.model.checkpoint).is_file():
-        pytest.skip("shipped checkpoint missing: run efficientbioai train --config configs/dilatedloc_astig3d.yaml")
+        pytest.skip(f"shipped checkpoint missing: run efficientbioai train --config configs/{request.param}.yaml")
     cfg.report.compare = ["torch:fp32", "openvino:int8"]
     cfg.report.latency.runs = 3
     cfg.report.energy.enabled = False
-    folder = tmp_path_factory.mktemp("shipped")
+    folder = tmp_path_factory.mktemp(request.param)
     path = folder / "cfg.yaml"
     path.write_text(dump_config(cfg))
-    return run_inference(compress(path, folder / "exp")), cfg
+    return run_inference(compress(path, folder / "exp")), cfg, BOUNDS[request.param]
 
 
 def test_fp32_accuracy(report):
-    # Measured after 2,500 CPU training steps: Jaccard 0.949, per-axis RMSE ≈ 3.2× the CRLB. The
-    # issue's bars (Jaccard ≥ 0.95, RMSE ≤ 1.5× CRLB) need longer training (--resume); these
-    # assertions guard what the shipped checkpoint does today.
-    rep, cfg = report
+    rep, cfg, bounds = report
     fp32 = {r["variant"]: r for r in rep["variants"]}["torch:fp32"]["vs_ground_truth"]
     sim = cfg.simulation.for_test()
     bound = crlb(
-        sim.psf.build(),
-        np.linspace(-700, 700, 15),
-        float(np.mean(sim.photons)),
-        float(np.mean(sim.background)),
-        sim.pixel_size,
+        sim.psf.build(), bounds["z"], float(np.mean(sim.photons)), float(np.mean(sim.background)), sim.pixel_size
     )
     per_axis_rmse = fp32["rmse_lateral"] / np.sqrt(2)
-    assert fp32["jaccard"] >= 0.94
-    assert per_axis_rmse <= 4.0 * float(bound[:, 0].mean())
+    assert fp32["jaccard"] >= bounds["jaccard"]
+    assert per_axis_rmse <= bounds["crlb_factor"] * float(bound[:, 0].mean())
 
 
 def test_int8_stays_close_to_fp32(report):
