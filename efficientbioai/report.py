@@ -84,7 +84,7 @@ def notes(report: dict) -> list[str]:
         f"Latency: a batch of {lat.get('batch_size')} tile(s) of {model.get('tile', [0, 0, '?'])[2:]}, "
         f"{lat.get('warmup')} warm-up + {lat.get('runs')} timed runs, median and p90; speed-up is "
         f"torch fp32 median ÷ variant median, measured in this run.",
-        f"Throughput and energy: {first.get('units', '?')} whole {report.get('unit', 'images')} end to end "
+        f"Throughput and energy: {first.get('units', float('nan')):g} whole {report.get('unit', 'images')} end to end "
         f"(tiling, pre- and post-processing included); energy by CodeCarbon, method: "
         f"{first.get('energy_method', '?')}.",
         f"Model: {model.get('parameters', 0):,} parameters, "
