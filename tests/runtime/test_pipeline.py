@@ -68,12 +68,19 @@ def test_reader_process_crash_names_the_chunk():
 
 
 def test_ctrl_c_keeps_finished_chunks_and_resume_completes(tmp_path):
-    job = FramesJob(40, chunk=4, load_delay=0.1)
-    timer = threading.Timer(0.55, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
+    # Ctrl-C arrives while the reader loads chunk 5 (not after a fixed time: under load a
+    # timer could fire after the whole run, or before the first chunk was written).
+    job = FramesJob(40, chunk=4, load_delay=0.05)
+    real = job.load
+
+    def load(chunk):
+        if chunk.index == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(chunk)
+
+    job.load = load
     with pytest.raises(KeyboardInterrupt):
         _run(job, [Doubler()], tmp_path)
-    timer.cancel()
     assert not [t for t in threading.enumerate() if t.name.startswith("efficientbioai-")]
     assert not (tmp_path / "frames.csv").exists()  # never a half-written output under the final name
     journal = (tmp_path / ".frames.csv.journal.json").read_text()
