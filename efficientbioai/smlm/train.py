@@ -144,6 +144,8 @@ def train_dilatedloc(config: Config | str | Path, resume: bool = False) -> Path:
     out = Path(cfg.model.checkpoint)
     torch.manual_seed(settings.seed)
     model = parser.load_model() if resume and out.is_file() else parser.build_model()
+    record = out.with_suffix(".json")
+    earlier = json.loads(record.read_text()) if resume and record.is_file() else None
     opt = torch.optim.NAdam(model.parameters(), lr=settings.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, settings.lr_step, settings.lr_decay)
     z_scale, photon_scale = float(model.z_scale), float(model.photon_scale)
@@ -175,7 +177,7 @@ def train_dilatedloc(config: Config | str | Path, resume: bool = False) -> Path:
                 val["rmse_lateral"],
                 val["rmse_axial"],
             )
-            _save(model, out, source, settings, history, time.time() - start, resume)
+            _save(model, out, source, settings, history, time.time() - start, resume, earlier)
     return out
 
 
@@ -212,7 +214,18 @@ def _curve_point(model: torch.nn.Module, sim: SimulationSection, frames: int) ->
     return {"jaccard": val["jaccard"], "rmse_lateral": val["rmse_lateral"], "rmse_axial": val["rmse_axial"]}
 
 
-def _save(model, out: Path, source: str, settings: TrainSection, history: list, seconds: float, resume: bool) -> None:
+def _save(
+    model,
+    out: Path,
+    source: str,
+    settings: TrainSection,
+    history: list,
+    seconds: float,
+    resume: bool,
+    earlier: dict | None = None,
+) -> None:
+    """Checkpoint and its JSON record, each written atomically; a resumed run keeps the record
+    of the run it continued under ``resumed_from`` (the provenance of the weights)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial")
     torch.save(model.state_dict(), tmp)
@@ -225,4 +238,9 @@ def _save(model, out: Path, source: str, settings: TrainSection, history: list, 
         "seconds": round(seconds, 1),
         "torch": torch.__version__,
     }
-    out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    if earlier is not None:
+        record["resumed_from"] = earlier
+    path = out.with_suffix(".json")
+    tmp_json = path.with_name(f".{path.name}.partial")
+    tmp_json.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp_json, path)

@@ -1,5 +1,7 @@
 """The localize task and the dilatedloc parser, end to end on a small untrained network."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tifffile
@@ -41,6 +43,35 @@ def trained(tmp_path_factory):
     }
     train_dilatedloc(write_config(folder, cfg))
     return cfg
+
+
+def test_resume_keeps_the_record_of_the_run_it_continues(tmp_path, trained):
+    import json
+    import shutil
+
+    from efficientbioai.smlm.train import train_dilatedloc
+
+    ckpt = tmp_path / "dl.pt"
+    shutil.copy(trained["model"]["checkpoint"], ckpt)
+    shutil.copy(Path(trained["model"]["checkpoint"]).with_suffix(".json"), ckpt.with_suffix(".json"))
+    first = json.loads(ckpt.with_suffix(".json").read_text())
+    cfg = {
+        **trained,
+        "model": {**trained["model"], "checkpoint": str(ckpt)},
+        "train": {"steps": 2, "batch_size": 2, "validation_every": 2, "validation_frames": 4},
+    }
+    before = torch.load(ckpt, weights_only=True)
+    train_dilatedloc(write_config(tmp_path, cfg), resume=True)
+    record = json.loads(ckpt.with_suffix(".json").read_text())
+    assert record["command"].endswith("--resume") and record["resumed_from"] == first
+    assert [v["step"] for v in record["validation"]] == [2]
+    after = torch.load(ckpt, weights_only=True)
+    # it continued from the saved weights (two small steps away), not from a fresh initialisation
+    weights = [k for k in before if k.endswith(".weight")]
+    moved = sum(float((after[k] - before[k]).norm() ** 2) for k in weights) ** 0.5
+    size = sum(float(before[k].norm() ** 2) for k in weights) ** 0.5
+    assert 0 < moved < 0.05 * size
+    assert not list(tmp_path.glob(".*partial"))
 
 
 def test_stack_checks():
