@@ -42,8 +42,11 @@ class DilatedLocParser(BaseParser):
         return DilatedLoc(**self.params)
 
     def default_keep_float(self) -> list[str]:
-        """The output heads and stage: offset and photon regression is what int8 hurts first."""
-        return ["/head_*", "/output/*"]
+        """The output heads and stage (offset and photon regression is what int8 hurts first),
+        and the first layer: it sees raw camera counts, so rounding its input adds error at the
+        scale of the shot noise. With it in int8 the shipped 3D model's int8 RMSE was 12.5 vs
+        11.5 nm fp32 (+9%); in float 11.8 nm (+2.6%) (`configs/dilatedloc_astig3d.yaml`)."""
+        return ["/l1/*", "/head_*", "/output/*"]
 
     def protected_layers(self, model: nn.Module) -> list[str]:
         """The first layer, every output head and the output stage."""
