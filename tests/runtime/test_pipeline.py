@@ -68,6 +68,18 @@ def test_reader_process_crash_names_the_chunk():
 
 
 def test_ctrl_c_keeps_finished_chunks_and_resume_completes(tmp_path):
+    # Python's own Ctrl-C handling, whatever an earlier test's library left installed or blocked
+    # (in a full run, SIGINT once went unhandled here after other suites had run)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+    try:
+        _ctrl_c_then_resume(tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def _ctrl_c_then_resume(tmp_path):
     # Ctrl-C arrives while the reader loads chunk 5 (not after a fixed time: under load a
     # timer could fire after the whole run, or before the first chunk was written).
     job = FramesJob(40, chunk=4, load_delay=0.05)
