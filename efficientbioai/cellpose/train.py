@@ -11,7 +11,6 @@ held-out images).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -28,6 +27,7 @@ from efficientbioai.cellpose.settings import CellposeSection
 from efficientbioai.config import Config, load_config
 from efficientbioai.datasets.nuclei import SEED_OFFSETS, synthetic_nuclei
 from efficientbioai.errors import ConfigError
+from efficientbioai.manifest import write_json
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def train_cellpose(config: Config | str | Path) -> Path:
         "torch": torch.__version__,
         "cellpose": _cellpose_version(),
     }
-    out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    write_json(out.with_suffix(".json"), record)
     log.info("cellpose model written to %s (%.0f s)", out, seconds)
     return out
 

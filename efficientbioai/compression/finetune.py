@@ -50,6 +50,11 @@ def fine_tune(pruned: nn.Module, reference: nn.Module, parser: BaseParser, setti
         _supervised_batches(parser, settings) if mode == "supervised" else _distill_batches(parser, reference, settings)
     )
     curve = _train(pruned, parser, batch, settings)
+    return tuning_record(mode, settings, curve)
+
+
+def tuning_record(mode: str, settings: FineTuneSection, curve: list[dict]) -> dict:
+    """What a fine-tuning run did, for the manifest and report (also for parsers' own recipes)."""
     return {"mode": mode, "steps": settings.steps, "lr": settings.lr, "batch_size": settings.batch_size, "curve": curve}
 
 

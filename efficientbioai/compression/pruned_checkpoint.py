@@ -9,13 +9,13 @@ unpruned model, resizes those layers to the saved shapes and loads the weights, 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from efficientbioai.errors import InputError
+from efficientbioai.parsers.checkpoint import save_checkpoint
 
 FORMAT = "efficientbioai-pruned-v1"
 #: Integer attributes that describe a layer's channel shape.
@@ -43,11 +43,9 @@ def _shape_attributes(model: nn.Module) -> dict[str, dict[str, int]]:
 
 def save_pruned(model: nn.Module, path: str | Path) -> Path:
     """Write ``model`` (pruned) atomically as a weights-only checkpoint."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    torch.save({"format": FORMAT, "state_dict": model.state_dict(), "attributes": _shape_attributes(model)}, tmp)
-    os.replace(tmp, path)
-    return path
+    return save_checkpoint(
+        {"format": FORMAT, "state_dict": model.state_dict(), "attributes": _shape_attributes(model)}, path
+    )
 
 
 def is_pruned_checkpoint(path: str | Path) -> bool:

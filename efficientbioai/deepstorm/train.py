@@ -15,10 +15,9 @@ command, the settings, the statistics and that curve.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,8 @@ from efficientbioai.deepstorm.data import PatchSet, normalisation_stats, simulat
 from efficientbioai.deepstorm.loss import deepstorm_loss
 from efficientbioai.deepstorm.settings import DeepSTORMSection
 from efficientbioai.errors import ConfigError
-from efficientbioai.parsers.checkpoint import load_state_dict
+from efficientbioai.manifest import write_json
+from efficientbioai.parsers.checkpoint import load_state_dict, save_checkpoint
 from efficientbioai.smlm.settings import TrainSection
 
 log = logging.getLogger(__name__)
@@ -77,11 +77,38 @@ def validation_scores(model, frames: np.ndarray, truth: np.ndarray, spec: DeepST
     return reconstruction_scores(image, truth, spec.metric_sigma_px)
 
 
+@dataclass
+class _Validation:
+    """What training and fine-tuning are scored on: held-out patches (validation loss) and a
+    simulated filament stack with its ground-truth image (NMSE / PSNR), all from the
+    validation seeds."""
+
+    pool: PatchSet
+    frames: np.ndarray
+    image: np.ndarray
+
+    @classmethod
+    def simulate(cls, sim, spec: DeepSTORMSection, frames: int, upsample: int) -> _Validation:
+        from efficientbioai.deepstorm.filaments import simulate_filament_stack
+        from efficientbioai.deepstorm.metrics import truth_image
+
+        pool = simulate_patches(sim, spec, spec.validation_patches, SEEDS["validation"])
+        stack, truth = simulate_filament_stack(sim.for_test(), spec.filaments, frames, SEEDS["validation"] + 1)
+        return cls(pool, stack, truth_image(truth, stack.shape[1:], sim.pixel_size, upsample))
+
+    def point(self, model, spec: DeepSTORMSection, step: int, train_loss: float | None) -> dict:
+        scores = validation_scores(model, self.frames, self.image, spec)
+        return {
+            "step": step,
+            "train_loss": None if train_loss is None else round(train_loss, 4),
+            "val_loss": round(validation_loss(model, self.pool, spec), 4),
+            **{k: round(v, 3) for k, v in scores.items()},
+        }
+
+
 def train_deepstorm(config: Config | str | Path, resume: bool = False) -> Path:
     """Train the config's Deep-STORM model; returns the checkpoint path (best validation loss)."""
     from efficientbioai.compression.pipeline import create_parser
-    from efficientbioai.deepstorm.filaments import simulate_filament_stack
-    from efficientbioai.deepstorm.metrics import truth_image
 
     cfg = config if isinstance(config, Config) else load_config(config)
     source = str(config) if not isinstance(config, Config) else "<config>.yaml"
@@ -109,12 +136,7 @@ def train_deepstorm(config: Config | str | Path, resume: bool = False) -> Path:
     start = time.time()
     log.info("simulating %d training and %d validation patches", spec.patches, spec.validation_patches)
     pool = simulate_patches(sim, spec, spec.patches, SEEDS["train"] + 1_000_003 * settings.seed)
-    val_pool = simulate_patches(sim, spec, spec.validation_patches, SEEDS["validation"])
-    test_like = sim.for_test()
-    val_frames, val_truth = simulate_filament_stack(
-        test_like, spec.filaments, settings.validation_frames, SEEDS["validation"] + 1
-    )
-    val_image = truth_image(val_truth, val_frames.shape[1:], sim.pixel_size, model.upsample)
+    validation = _Validation.simulate(sim, spec, settings.validation_frames, model.upsample)
     if not resume:
         mean, std = normalisation_stats(pool.inputs)
         model.norm_mean.fill_(mean)
@@ -146,10 +168,7 @@ def train_deepstorm(config: Config | str | Path, resume: bool = False) -> Path:
             bar.set_postfix(loss=f"{float(loss):.3f}", **{k: f"{v:.3f}" for k, v in parts.items()})
         if (step + 1) % settings.validation_every == 0 or step + 1 == settings.steps:
             val = {
-                "step": step + 1,
-                "train_loss": round(float(loss), 4),
-                "val_loss": round(validation_loss(model, val_pool, spec), 4),
-                **{k: round(v, 3) for k, v in validation_scores(model, val_frames, val_image, spec).items()},
+                **validation.point(model, spec, step + 1, float(loss)),
                 "lr": opt.param_groups[0]["lr"],
                 "seconds": round(time.time() - start, 1),
             }
@@ -163,16 +182,9 @@ def train_deepstorm(config: Config | str | Path, resume: bool = False) -> Path:
             )
             if val["val_loss"] < best:
                 best = val["val_loss"]
-                _save_weights(model, out)
+                save_checkpoint(model.state_dict(), out)
             _save_record(out, source, settings, spec, stats, history, time.time() - start, simulated, resume, model)
     return out
-
-
-def _save_weights(model: torch.nn.Module, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, out)
 
 
 def _save_record(out, source, settings, spec, stats, history, seconds, simulated, resume, model) -> None:
@@ -194,9 +206,7 @@ def _save_record(out, source, settings, spec, stats, history, seconds, simulated
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
-    tmp = out.with_name(f".{out.stem}.json.partial")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, out.with_suffix(".json"))
+    write_json(out.with_suffix(".json"), record)
 
 
 def fine_tune_deepstorm(
@@ -217,29 +227,12 @@ def fine_tune_deepstorm(
     per-frame output, so both are switched off while training and restored afterwards. The
     normalisation buffers are those of the original training set and stay as they are.
     """
-    from efficientbioai.deepstorm.filaments import simulate_filament_stack
-    from efficientbioai.deepstorm.metrics import truth_image
-
     flags = model.sum_frames, model.clip
     model.sum_frames, model.clip = False, False
     try:
         pool = simulate_patches(sim, spec, min(spec.patches, steps * batch_size), SEEDS["train"] + 7_000_000)
-        val_pool = simulate_patches(sim, spec, spec.validation_patches, SEEDS["validation"])
-        frames, truth = simulate_filament_stack(
-            sim.for_test(), spec.filaments, validation_frames, SEEDS["validation"] + 1
-        )
-        val_image = truth_image(truth, frames.shape[1:], sim.pixel_size, model.upsample)
-
-        def point(step: int, loss: float | None) -> dict:
-            scores = validation_scores(model, frames, val_image, spec)
-            return {
-                "step": step,
-                "train_loss": None if loss is None else round(loss, 4),
-                "val_loss": round(validation_loss(model, val_pool, spec), 4),
-                **{k: round(v, 3) for k, v in scores.items()},
-            }
-
-        curve = [point(0, None)]
+        validation = _Validation.simulate(sim, spec, validation_frames, model.upsample)
+        curve = [validation.point(model, spec, 0, None)]
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
         rng = np.random.default_rng(7)
@@ -253,7 +246,7 @@ def fine_tune_deepstorm(
             opt.step()
             sched.step()
             if (step + 1) % eval_every == 0 or step + 1 == steps:
-                curve.append(point(step + 1, float(loss)))
+                curve.append(validation.point(model, spec, step + 1, float(loss)))
                 bar.set_postfix(nmse=curve[-1]["nmse"], psnr=curve[-1]["psnr"])
     finally:
         model.sum_frames, model.clip = flags

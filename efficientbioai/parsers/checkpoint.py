@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -10,6 +11,18 @@ from torch import nn
 from efficientbioai.errors import InputError
 
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net")
+
+
+def save_checkpoint(data: dict, path: str | Path) -> Path:
+    """``torch.save`` under a temporary name, then rename: an interrupted save never leaves a
+    truncated checkpoint under the real name. ``data`` holds tensors and plain values only, so
+    :func:`read_state_dict` loads it with ``weights_only=True``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    torch.save(data, tmp)
+    os.replace(tmp, path)
+    return path
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

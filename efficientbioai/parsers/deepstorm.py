@@ -116,18 +116,13 @@ class DeepSTORMParser(BaseParser):
 
     def fine_tune(self, model: nn.Module, reference: nn.Module, settings) -> dict:
         """After pruning: more Deep-STORM training on simulated patches (its own loss)."""
+        from efficientbioai.compression.finetune import tuning_record
         from efficientbioai.deepstorm.train import fine_tune_deepstorm
 
         curve = fine_tune_deepstorm(
             model, self.simulation, self.settings, settings.steps, settings.lr, settings.batch_size, settings.eval_every
         )
-        return {
-            "mode": "deepstorm training (simulated patches)",
-            "steps": settings.steps,
-            "lr": settings.lr,
-            "batch_size": settings.batch_size,
-            "curve": curve,
-        }
+        return tuning_record("deepstorm training (simulated patches)", settings, curve)
 
     def calibration_inputs(self) -> Iterator[np.ndarray]:
         """Simulated frames ``(1, 1, *tile)`` like the training frames, from the calibration seeds."""

@@ -54,17 +54,12 @@ class DilatedLocParser(BaseParser):
 
     def fine_tune(self, model: nn.Module, reference: nn.Module, settings) -> dict:
         """After pruning: more DilatedLoc training on freshly simulated frames (its own loss)."""
+        from efficientbioai.compression.finetune import tuning_record
         from efficientbioai.smlm.train import fine_tune_dilatedloc
 
         sim = self._simulation().model_copy(update={"frame_shape": list(self.config.inference.tile)})
         curve = fine_tune_dilatedloc(model, sim, settings.steps, settings.lr, settings.batch_size, settings.eval_every)
-        return {
-            "mode": "dilatedloc training (simulated frames)",
-            "steps": settings.steps,
-            "lr": settings.lr,
-            "batch_size": settings.batch_size,
-            "curve": curve,
-        }
+        return tuning_record("dilatedloc training (simulated frames)", settings, curve)
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         return np.asarray(image, dtype=np.float32)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -23,6 +22,8 @@ from tqdm import tqdm
 
 from efficientbioai.config import Config, load_config
 from efficientbioai.errors import ConfigError
+from efficientbioai.manifest import write_json
+from efficientbioai.parsers.checkpoint import save_checkpoint
 from efficientbioai.smlm.loss import dilatedloc_loss
 from efficientbioai.smlm.metrics import score_localizations
 from efficientbioai.smlm.postprocess import SpatialIntegration, dense_to_table
@@ -226,10 +227,7 @@ def _save(
 ) -> None:
     """Checkpoint and its JSON record, each written atomically; a resumed run keeps the record
     of the run it continued under ``resumed_from`` (the provenance of the weights)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, out)
+    save_checkpoint(model.state_dict(), out)
     record = {
         "command": f"efficientbioai train --config {source}" + (" --resume" if resume else ""),
         "train": settings.model_dump(),
@@ -240,7 +238,4 @@ def _save(
     }
     if earlier is not None:
         record["resumed_from"] = earlier
-    path = out.with_suffix(".json")
-    tmp_json = path.with_name(f".{path.name}.partial")
-    tmp_json.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp_json, path)
+    write_json(out.with_suffix(".json"), record)

@@ -9,9 +9,7 @@ reported at the end is on the ``validation`` range; evaluation images are never 
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -21,6 +19,8 @@ from tqdm import tqdm
 
 from efficientbioai.config import load_config
 from efficientbioai.datasets.fluorescence import SEED_OFFSETS, make_pair
+from efficientbioai.manifest import write_json
+from efficientbioai.parsers.checkpoint import save_checkpoint
 from efficientbioai.registry import PARSERS
 from efficientbioai.tasks.metrics import pearson
 
@@ -81,10 +81,7 @@ def train_denoiser(config_path: str | Path, steps: int = 1500, lr: float = 1e-3,
     with torch.no_grad():
         scores = [pearson(model(torch.from_numpy(x[None, None]))[0, 0].numpy(), y) for x, y in val_pool]
     out = Path(cfg.model.checkpoint)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".partial")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, out)
+    save_checkpoint(model.state_dict(), out)
     info = {
         "command": f"efficientbioai train-denoiser --config {config_path} --steps {steps} --lr {lr} --seed {seed}",
         "steps": steps,
@@ -95,6 +92,6 @@ def train_denoiser(config_path: str | Path, steps: int = 1500, lr: float = 1e-3,
         "seconds": round(time.time() - start, 1),
         "torch": torch.__version__,
     }
-    out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    write_json(out.with_suffix(".json"), info)
     log.info("wrote %s (validation Pearson %.4f)", out, info["validation_pearson"])
     return out
