@@ -227,6 +227,26 @@ class NormalizeSection(Section):
         return self
 
 
+class LocalizationSection(Section):
+    """SMLM post-processing thresholds (:class:`efficientbioai.smlm.postprocess.SpatialIntegration`)."""
+
+    threshold: float = Field(0.5, ge=0, le=1, description="detections need a summed probability above this")
+    clip: float = Field(0.1, ge=0, le=1, description="probabilities below this are ignored before summation")
+    split: float = Field(0.8, ge=0, le=1, description="a pixel beside a maximum is a second emitter above this")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LocalizationSection:
+        if self.clip > self.threshold:
+            raise ValueError(f"clip ({self.clip}) must not exceed threshold ({self.threshold})")
+        return self
+
+    def build(self, pixel_size: float):
+        """The post-processing module with these thresholds."""
+        from efficientbioai.smlm.postprocess import SpatialIntegration
+
+        return SpatialIntegration(pixel_size, self.threshold, self.clip, self.split)
+
+
 class InferenceSection(Section):
     task: str | None = Field(None, description="denoise, segment, localize, ...; default: the parser's task")
     input: Path | None = Field(None, description="file, folder or glob; default: data.evaluation")
@@ -238,6 +258,9 @@ class InferenceSection(Section):
     batch_size: int = Field(4, ge=1, le=1024)
     normalize: NormalizeSection = Field(default_factory=NormalizeSection)
     threshold: float = Field(0.5, description="segmentation: foreground above this")
+    localization: LocalizationSection = Field(
+        default_factory=LocalizationSection, description="SMLM: detection thresholds of the post-processing"
+    )
 
     @field_validator("tile")
     @classmethod

@@ -38,6 +38,8 @@ def test_unknown_section(tmp_path):
         ("engine", {"name": "openvino", "precision": "fp16"}, "no precision 'fp16'"),
         ("report", {"compare": ["openvino:int4"]}, "report.compare"),
         ("data", {"calibration": {"source": "files"}}, "needs 'inputs'"),
+        ("inference", {"localization": {"clip": 0.7, "threshold": 0.5}}, "localization.*must not exceed"),
+        ("inference", {"localization": {"split": 1.5}}, "inference.localization.split"),
     ],
 )
 def test_impossible_values_are_named(section, value, fragment):

@@ -75,7 +75,7 @@ def synthetic_nuclei(
     Examples
     --------
     >>> image, labels = synthetic_nuclei((96, 96), seed=0)
-    >>> image.shape, labels.dtype.name, labels.max() > 5
+    >>> image.shape, labels.dtype.name, bool(labels.max() > 5)
     ((96, 96), 'int32', True)
     """
     if len(shape) != 2 or min(shape) < 16:

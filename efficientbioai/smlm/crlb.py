@@ -4,7 +4,8 @@ Parameters θ = (x, y, z, N, b); expected counts μ_k = N·PSF_k(x, y, z) + b pe
 Poisson noise the Fisher information is I_ij = Σ_k ∂μ_k/∂θ_i · ∂μ_k/∂θ_j / μ_k and the bound is
 √diag(I⁻¹). An EMCCD's excess noise doubles the variance (×√2 on the bound). ∂μ/∂N and ∂μ/∂b
 are exact; the position derivatives are central differences of the pixel-integrated PSF, which
-works the same for the Gaussian, astigmatic and pupil-function models.
+works the same for the Gaussian, astigmatic and pupil-function models. N and b count *detected*
+photons: pass photons × the camera's QE for a simulated emitter.
 """
 
 from __future__ import annotations

@@ -3,7 +3,14 @@
 ``SpatialIntegration`` (DECODE / DilatedLoc): probabilities below ``clip`` are zeroed; 3×3
 local maxima get the sum of p over the plus-shaped neighbourhood (one emitter spread over two
 pixels counts once); pixels that are not maxima but exceed ``split`` keep their own p, so two
-adjacent emitters both survive; the result is thresholded. It is an ``nn.Module`` with fixed-size
+adjacent emitters both survive; the result is thresholded.
+
+Defaults, chosen on the validation stacks of both shipped models (192 frames each, their own
+seeds; never the test stacks): ``clip`` 0.1, not DECODE's 0.3 — an emitter near a pixel corner
+spreads p ≈ 0.25 over four pixels, and clipping before the summation dropped it (4–5 % of all
+emitters: validation Jaccard 0.90 → 0.96 for the 3D model, 0.82 → 0.85 for the 2D one);
+``split`` 0.8, not 0.6 — with 0.6 the neighbour of a maximum was a duplicate detection for
+1.5 % of emitters (precision 0.986 → 1.000, lateral RMSE −1 nm). It is an ``nn.Module`` with fixed-size
 outputs, so it can be appended to the network and exported into the same ONNX graph; only the
 final ``nonzero`` (a variable-length list) runs on the host.
 
@@ -25,7 +32,7 @@ class SpatialIntegration(nn.Module):
     """Dense localization maps ``(N, 6, H, W)``: score (0 where no detection), x, y (nm), z, photons,
     lateral uncertainty (nm)."""
 
-    def __init__(self, pixel_size: float = 100.0, threshold: float = 0.5, clip: float = 0.3, split: float = 0.6):
+    def __init__(self, pixel_size: float = 100.0, threshold: float = 0.5, clip: float = 0.1, split: float = 0.8):
         super().__init__()
         if not 0 <= clip <= threshold <= 1 or not 0 <= split <= 1:
             raise ValueError(f"need 0 ≤ clip ≤ threshold ≤ 1 and split in [0, 1]; got {clip}, {threshold}, {split}")

@@ -114,9 +114,16 @@ def truth_table(truth: np.ndarray, mask: np.ndarray, pixel_size: float, first_fr
     return np.column_stack([b + first_frame, t[:, 0] * pixel_size, t[:, 1] * pixel_size, t[:, 2], t[:, 3]])
 
 
-def validate(model: torch.nn.Module, sim: SimulationSection, n: int, batch: int = 16, frames: int = 1) -> dict:
+def validate(
+    model: torch.nn.Module,
+    sim: SimulationSection,
+    n: int,
+    batch: int = 16,
+    frames: int = 1,
+    post: SpatialIntegration | None = None,
+) -> dict:
     """Jaccard, RMSE and efficiency of ``model`` on a fixed simulated validation stack."""
-    post = SpatialIntegration(sim.pixel_size)
+    post = post or SpatialIntegration(sim.pixel_size)
     preds, truths = [], []
     model.eval()
     with torch.no_grad():
@@ -150,6 +157,7 @@ def train_dilatedloc(config: Config | str | Path, resume: bool = False) -> Path:
     opt = torch.optim.NAdam(model.parameters(), lr=settings.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, settings.lr_step, settings.lr_decay)
     z_scale, photon_scale = float(model.z_scale), float(model.photon_scale)
+    post = cfg.inference.localization.build(sim.pixel_size)
     history, start = [], time.time()
     bar = tqdm(range(settings.steps), desc="training DilatedLoc", mininterval=2.0)
     for step in bar:
@@ -168,7 +176,7 @@ def train_dilatedloc(config: Config | str | Path, resume: bool = False) -> Path:
         if step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.1f}", **{k: f"{v:.1f}" for k, v in parts.items()})
         if (step + 1) % settings.validation_every == 0 or step + 1 == settings.steps:
-            val = validate(model, sim, settings.validation_frames, frames=model.frames)
+            val = validate(model, sim, settings.validation_frames, frames=model.frames, post=post)
             val.update(step=step + 1, loss=round(loss.item(), 3))
             history.append(val)
             log.info(

@@ -19,7 +19,7 @@ from efficientbioai.parsers.base import Sample
 from efficientbioai.registry import register_task
 from efficientbioai.smlm.io import write_thunderstorm
 from efficientbioai.smlm.metrics import score_localizations
-from efficientbioai.smlm.postprocess import SpatialIntegration, dense_to_table
+from efficientbioai.smlm.postprocess import dense_to_table
 from efficientbioai.tasks.base import Task
 from efficientbioai.tasks.image_io import list_images
 
@@ -107,7 +107,7 @@ class LocalizationTask(Task):
         t, h, w = stack.shape
         pad = ((0, 0), (0, h % 2), (0, w % 2))  # one 2× pooling inside the network
         stack = np.pad(stack, pad, mode="edge") if any(p[1] for p in pad) else stack
-        post = SpatialIntegration(self._simulation().pixel_size)
+        post = self.config.inference.localization.build(self._simulation().pixel_size)
         bs = self.config.inference.batch_size
         batches = (self._windows(stack, i, min(i + bs, t)) for i in range(0, t, bs))
         tables = []
@@ -151,12 +151,12 @@ class LocalizationTask(Task):
             lo, hi = sim.z_range_nm if sim.z_range_nm[1] > sim.z_range_nm[0] else (-1.0, 1.0)
             edges = np.linspace(lo, hi, 8)
             z, lat, ax = rmse_by_z(output, sample.target, edges)
-            test = sim.for_test()
+            test, qe = sim.for_test(), sim.camera.qe  # the bound counts detected photons
             bound = crlb(
                 sim.psf.build(),
                 z,
-                float(np.mean(test.photons)),
-                float(np.mean(test.background)),
+                qe * float(np.mean(test.photons)),
+                qe * float(np.mean(test.background)),
                 sim.pixel_size,
                 emccd=sim.camera.em_gain is not None,
             )

@@ -125,6 +125,7 @@ class LocalizeJob(StreamJob):
         self.batch_size = cfg.inference.batch_size
         self.chunk_frames = cfg.runtime.chunk_frames
         self.pixel_size = task._simulation().pixel_size
+        self._thresholds = task.config.inference.localization
         h, w = source.shape[1:]
         ft = cfg.runtime.field_tile
         if ft is not None and (h > ft[0] or w > ft[1]):
@@ -176,7 +177,7 @@ class LocalizeJob(StreamJob):
         key = str(device)
         with self._lock:
             if key not in self._post:
-                self._post[key] = SpatialIntegration(self.pixel_size).to(device)
+                self._post[key] = self._thresholds.build(self.pixel_size).to(device)
             return self._post[key]
 
     def postprocess(self, chunk: Chunk, info: Any, outputs: list) -> np.ndarray:

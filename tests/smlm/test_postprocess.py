@@ -28,6 +28,21 @@ def test_adjacent_emitters_both_survive():
     assert len(dense_to_table(SpatialIntegration()(out))) == 2
 
 
+def test_emitter_on_a_pixel_corner_is_found_once():
+    """p ≈ 0.25 on four pixels: DECODE's clip of 0.3 before the summation lost such emitters."""
+    out = _out()
+    out[0, 0, 6:8, 6:8] = torch.tensor([[0.26, 0.25], [0.24, 0.23]])
+    assert len(dense_to_table(SpatialIntegration()(out))) == 1
+    assert len(dense_to_table(SpatialIntegration(clip=0.3)(out))) == 0
+
+
+def test_a_moderate_neighbour_of_a_maximum_is_not_a_second_emitter():
+    out = _out()
+    out[0, 0, 8, 8], out[0, 0, 8, 9] = 0.9, 0.7
+    assert len(dense_to_table(SpatialIntegration()(out))) == 1
+    assert len(dense_to_table(SpatialIntegration(split=0.6)(out))) == 2
+
+
 def test_low_probabilities_are_dropped_and_frames_numbered():
     out = torch.cat([_out(), _out()])
     out[1, 0, 3, 3] = 0.8
