@@ -140,7 +140,7 @@ def compress(config_path: str | Path, exp_path: str | Path, overwrite: bool = Fa
 
 def _export(model, example, path: Path, parser: BaseParser, config: Config, calib: list, info: dict) -> Path:
     onnx_path = export_onnx(
-        model,
+        parser.export_graph(model),
         example,
         path,
         parser.input_names,

@@ -104,6 +104,11 @@ class BaseParser(ABC):
         """Layers a family keeps in float unless the config says otherwise (e.g. output heads)."""
         return []
 
+    def export_graph(self, model: nn.Module) -> nn.Module:
+        """The module whose graph is exported: ``model``, or an exactly equivalent form that
+        engines run faster (export checks it against ``model`` itself)."""
+        return model
+
     # -- pruning and fine-tuning -----------------------------------------------------------
     def protected_layers(self, model: nn.Module) -> list[str]:
         """Module names never pruned by default: the input layer and the output layer(s).

@@ -14,6 +14,7 @@ placed emitters, as in training) with their own seed range.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 
 import numpy as np
@@ -22,7 +23,7 @@ from torch import nn
 from efficientbioai.deepstorm import SEEDS
 from efficientbioai.deepstorm.settings import DeepSTORMSection
 from efficientbioai.errors import ConfigError
-from efficientbioai.models.deepstorm import VARIANTS, DeepSTORM
+from efficientbioai.models.deepstorm import VARIANTS, DeepSTORM, SummedShuffleHead
 from efficientbioai.parsers.base import BaseParser
 from efficientbioai.registry import register_parser
 from efficientbioai.smlm.settings import SimulationSection
@@ -104,6 +105,17 @@ class DeepSTORMParser(BaseParser):
             inp.update({2: "height", 3: "width"})
             out.update({2: "sr_height", 3: "sr_width"})
         return {"input": inp, "output": out}
+
+    def export_graph(self, model: nn.Module) -> nn.Module:
+        """With the frame sum in the graph, the U-Net's output layer is exported reordered
+        (1×1 conv, clip, sum, then pixel shuffle: :class:`SummedShuffleHead`)."""
+        if not (getattr(model, "sum_frames", False) and getattr(model, "variant", None) == "unet"):
+            return model
+        if not isinstance(model.body.head, nn.ConvTranspose2d):
+            return model
+        graph = copy.deepcopy(model)
+        graph.body.head = SummedShuffleHead(graph.body.head)
+        return graph
 
     def default_keep_float(self) -> list[str]:
         """The linear output layer stays float: it maps features to spike amplitudes whose sum

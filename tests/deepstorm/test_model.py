@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from efficientbioai.models.deepstorm import DeepSTORM
+from efficientbioai.models.deepstorm import DeepSTORM, SummedShuffleHead
 
 
 def test_original_matches_deep_storm_parameter_count():
@@ -61,3 +61,37 @@ def test_deployed_per_frame_model_clips_negatives():
         linear.load_state_dict(net.state_dict())
         x = torch.rand(2, 1, 16, 16)
         assert torch.equal(net(x), linear(x).clamp_min(0))
+
+
+def test_summed_shuffle_head_is_the_transposed_conv_clipped_and_summed():
+    torch.manual_seed(0)
+    head = torch.nn.ConvTranspose2d(6, 1, 2, stride=2, bias=False)
+    features = torch.randn(5, 6, 9, 7)
+    with torch.no_grad():
+        expected = torch.relu(head(features)).sum(0, keepdim=True)
+        got = SummedShuffleHead(head)(features)
+    assert got.shape == (1, 1, 18, 14)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="stride k"):
+        SummedShuffleHead(torch.nn.ConvTranspose2d(6, 1, 3, stride=2, bias=False))
+
+
+def test_export_graph_swaps_the_head_of_a_summed_unet_only(tmp_path):
+    from efficientbioai.config import parse_config
+    from efficientbioai.parsers.deepstorm import DeepSTORMParser
+
+    def parser(**params):
+        cfg = {"model": {"parser": "deepstorm", "params": {"variant": "unet", "width": 8, **params}}}
+        return DeepSTORMParser(parse_config({**cfg, "simulation": {}}, str(tmp_path / "x.yaml")))
+
+    p = parser(sum_frames=True)
+    model = p.build_model().eval()
+    graph = p.export_graph(model)
+    assert isinstance(graph.body.head, SummedShuffleHead) and isinstance(model.body.head, torch.nn.ConvTranspose2d)
+    x = torch.rand(3, 1, 16, 16) * 1000
+    with torch.no_grad():
+        torch.testing.assert_close(graph(x), model(x), rtol=1e-5, atol=1e-5)
+    per_frame = parser(sum_frames=False)
+    assert per_frame.export_graph(m := per_frame.build_model()) is m
+    original = parser(sum_frames=True, variant="original")
+    assert original.export_graph(m := original.build_model()) is m
