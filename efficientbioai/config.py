@@ -233,6 +233,11 @@ class LocalizationSection(Section):
     threshold: float = Field(0.5, ge=0, le=1, description="detections need a summed probability above this")
     clip: float = Field(0.1, ge=0, le=1, description="probabilities below this are ignored before summation")
     split: float = Field(0.8, ge=0, le=1, description="a pixel beside a maximum is a second emitter above this")
+    in_graph: bool = Field(
+        False,
+        description="export the post-processing into the ONNX graph: engines return the dense maps "
+        "(thresholds fixed at compress time; torch:fp32 still runs it right after the network)",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> LocalizationSection:

@@ -139,8 +139,9 @@ def compress(config_path: str | Path, exp_path: str | Path, overwrite: bool = Fa
 
 
 def _export(model, example, path: Path, parser: BaseParser, config: Config, calib: list, info: dict) -> Path:
+    model = parser.export_graph(model)
     onnx_path = export_onnx(
-        parser.export_graph(model),
+        model,
         example,
         path,
         parser.input_names,

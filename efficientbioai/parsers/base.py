@@ -105,8 +105,9 @@ class BaseParser(ABC):
         return []
 
     def export_graph(self, model: nn.Module) -> nn.Module:
-        """The module whose graph is exported: ``model``, or an exactly equivalent form that
-        engines run faster (export checks it against ``model`` itself)."""
+        """The module whose graph is exported: ``model``, an exactly equivalent form that engines
+        run faster, or ``model`` with its post-processing appended (the task must accept both
+        outputs). The ONNX file is verified against this module."""
         return model
 
     # -- pruning and fine-tuning -----------------------------------------------------------

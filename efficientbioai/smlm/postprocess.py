@@ -56,6 +56,28 @@ class SpatialIntegration(nn.Module):
         return torch.cat([score, x, y, out[:, 3:5], sigma], 1)
 
 
+def is_dense(out: np.ndarray | torch.Tensor) -> bool:
+    """Whether an engine output is already :class:`SpatialIntegration`'s dense maps (post-processing
+    exported into the graph) rather than the network's raw per-pixel outputs."""
+    return out.shape[1] == len(DENSE_CHANNELS)
+
+
+class InGraphLocalizer(nn.Module):
+    """A localization network and its :class:`SpatialIntegration` as one exportable graph.
+
+    The network runs through ``net.forward`` (no module scope of its own), so its exported node
+    names are those of the network alone and name-based settings (layers kept in float) still
+    match; the post-processing's nodes are named ``/post/...``.
+    """
+
+    def __init__(self, net: nn.Module, post: SpatialIntegration) -> None:
+        super().__init__()
+        self.net, self.post = net, post
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.post(self.net.forward(x))
+
+
 def dense_to_table(dense: np.ndarray | torch.Tensor, first_frame: int = 1) -> np.ndarray:
     """Localization table ``frame, x, y, z, photons, uncertainty, score`` from dense maps.
 

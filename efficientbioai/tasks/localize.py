@@ -19,7 +19,7 @@ from efficientbioai.parsers.base import Sample
 from efficientbioai.registry import register_task
 from efficientbioai.smlm.io import write_thunderstorm
 from efficientbioai.smlm.metrics import score_localizations
-from efficientbioai.smlm.postprocess import dense_to_table
+from efficientbioai.smlm.postprocess import dense_to_table, is_dense
 from efficientbioai.tasks.base import Task
 from efficientbioai.tasks.image_io import list_images
 
@@ -112,7 +112,8 @@ class LocalizationTask(Task):
         batches = (self._windows(stack, i, min(i + bs, t)) for i in range(0, t, bs))
         tables = []
         for i, out in enumerate(engine.map_batches(batches)):
-            dense = post(torch.from_numpy(np.asarray(out)[..., :h, :w]))
+            out = torch.from_numpy(np.asarray(out)[..., :h, :w])
+            dense = out if is_dense(out) else post(out)
             tables.append(dense_to_table(dense, first_frame=i * bs + 1))
         return np.concatenate(tables) if tables else np.zeros((0, 7))
 

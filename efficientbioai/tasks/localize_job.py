@@ -25,7 +25,7 @@ from efficientbioai.runtime.csv_sink import CsvTableSink, empty_table
 from efficientbioai.runtime.fov import FieldTile, FieldTiler
 from efficientbioai.runtime.job import StreamJob, source_identity
 from efficientbioai.runtime.sources import ArraySource, as_source
-from efficientbioai.smlm.postprocess import SpatialIntegration
+from efficientbioai.smlm.postprocess import SpatialIntegration, is_dense
 
 #: Smallest frame side the network accepts (as :func:`efficientbioai.tasks.localize.check_stack`).
 MIN_FRAME = 8
@@ -184,6 +184,8 @@ class LocalizeJob(StreamJob):
         first_frame, tile, (h, w) = info
         raw = outputs[0]
         with torch.no_grad():
+            if is_dense(raw):  # post-processing ran inside the engine
+                return table_from_dense(raw[..., :h, :w], first_frame, tile, self.pixel_size)
             return detections(raw[..., :h, :w], self._integration(raw.device), first_frame, tile)
 
     def merge(self, chunk: Chunk, parts: list) -> np.ndarray:

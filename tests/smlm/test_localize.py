@@ -121,6 +121,37 @@ def test_compress_and_localize_end_to_end(tmp_path, trained):
     assert "/head_*" in manifest and "/output/*" in manifest
 
 
+def test_post_processing_exported_into_the_graph(tmp_path, trained):
+    """``inference.localization.in_graph``: the engines return dense maps, the same detections."""
+    import onnx
+
+    from efficientbioai.config import load_config
+    from efficientbioai.engines.factory import create_engine
+    from efficientbioai.parsers.base import Sample
+    from efficientbioai.smlm.train import SEEDS, simulate_batch
+
+    cfg = {**trained, "inference": {**trained["inference"], "localization": {"in_graph": True}}}
+    variants = ["torch:fp32", "openvino:fp32", "openvino:int8", "onnxruntime:int8"]
+    cfg["report"] = {**trained["report"], "compare": variants}
+    deploy = compress(write_config(tmp_path, cfg), tmp_path / "exp")
+    model = onnx.load(tmp_path / "exp" / "model.onnx")
+    assert any(n.name.startswith("/post/") for n in model.graph.node)
+    assert "/post/*" in (tmp_path / "exp" / "manifest.json").read_text()  # kept in float
+    dcfg = load_config(deploy)
+    parser = create_parser(dcfg)
+    task = TASKS.get("localize")(dcfg, parser)
+    sim = dcfg.simulation.model_copy(update={"frame_shape": [48, 80], "density_per_um2": [1.0, 1.0]})
+    frames = simulate_batch(sim, 5, SEEDS["evaluation"])[0][:, 0]  # not the export's frame size
+    sample = Sample("s", frames, None)
+    ref = task.predict(create_engine("torch:fp32", dcfg, parser), sample)
+    got = task.predict(create_engine("openvino:fp32", dcfg, parser), sample)
+    assert len(ref) > 0 and got.shape == ref.shape
+    np.testing.assert_allclose(got[:, :3], ref[:, :3], atol=0.05)  # frame, x, y (nm)
+    report = run_inference(deploy, variants=["torch:fp32", "openvino:int8", "onnxruntime:int8"])
+    rows = {r["variant"]: r["vs_ground_truth"]["jaccard"] for r in report["variants"]}
+    assert min(rows["openvino:int8"], rows["onnxruntime:int8"]) >= rows["torch:fp32"] - 0.1
+
+
 def test_user_stack_is_checked(tmp_path, trained):
     deploy = compress(write_config(tmp_path, trained), tmp_path / "exp")
     tifffile.imwrite(tmp_path / "bad.tif", np.zeros((2, 2, 32, 32), np.uint16))
