@@ -22,10 +22,9 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from efficientbioai.compression.pipeline import compress  # noqa: E402
-from efficientbioai.config import dump_config, load_config  # noqa: E402
+from bench._common import fresh_experiment  # noqa: E402
+from efficientbioai.config import load_config  # noqa: E402
 from efficientbioai.manifest import machine  # noqa: E402
-from efficientbioai.run import run_inference  # noqa: E402
 
 VARIANTS = ["torch:fp32", "onnxruntime:int8", "openvino:fp32", "openvino:int8"]
 
@@ -46,10 +45,7 @@ def main() -> None:
     cfg.report.energy.enabled = False
     cfg.data.evaluation.num_samples = args.images
     cfg.data.evaluation.shape = [args.size, args.size]
-    staged = args.out / "bench_cellpose.yaml"
-    staged.parent.mkdir(parents=True, exist_ok=True)
-    staged.write_text(dump_config(cfg))
-    report = run_inference(compress(staged, args.out / "bench_cellpose", overwrite=True))
+    report = fresh_experiment(cfg, args.out, "bench_cellpose")[0]
     rows = {r["variant"]: r for r in report["variants"]}
     ref = rows["torch:fp32"]
     batch = ref["latency"]["batch_size"]

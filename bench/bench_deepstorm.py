@@ -16,42 +16,28 @@ these are the ratios to quote.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from efficientbioai.config import dump_config, load_config  # noqa: E402
+from bench._common import fresh_experiment, interleaved_latency  # noqa: E402
+from efficientbioai.config import load_config  # noqa: E402
 from efficientbioai.manifest import machine  # noqa: E402
 
 VARIANTS = ["torch:fp32", "onnxruntime:fp32", "onnxruntime:int8", "openvino:fp32", "openvino:int8"]
 
 
 def _experiment(cfg, out: Path, name: str, sum_frames: bool, variants: list[str]) -> dict:
-    """Compress and run in fresh processes: ONNX Runtime / OpenVINO thread pools left over from
-    quantization would otherwise compete with torch's OpenMP threads and slow the reference."""
     cfg = cfg.model_copy(deep=True)
     cfg.model.params = {**cfg.model.params, "sum_frames": sum_frames}
     cfg.report.compare = variants
-    staged = out / f"{name}.yaml"
-    staged.parent.mkdir(parents=True, exist_ok=True)
-    staged.write_text(dump_config(cfg))
-    exp = out / name
-    quiet = {"stdout": subprocess.DEVNULL, "check": True}
-    subprocess.run([sys.executable, str(ROOT / "efficientbioai" / "compress.py"), "--config", str(staged),
-                    "--exp_path", str(exp), "--overwrite"], **quiet)  # fmt: skip
-    subprocess.run([sys.executable, str(ROOT / "efficientbioai" / "inference.py"), "--config",
-                    str(exp / "deploy.yaml")], **quiet)  # fmt: skip
-    return json.loads((exp / "report.json").read_text())
+    return fresh_experiment(cfg, out, name)[0]
 
 
 def main() -> None:
@@ -106,49 +92,8 @@ def main() -> None:
         f"image per batch leaves the engine) vs {single['units_per_s']:.1f} frames/s per-frame outputs summed "
         f"on the host ({summed['units_per_s'] / single['units_per_s']:.2f}×, separate runs)"
     )
-    console.print(_interleaved(args.out / "bench_deepstorm" / "deploy.yaml", args.runs, bs))
-
-
-def _interleaved(deploy: Path, runs: int, batch_size: int) -> Table:
-    """Latency of torch fp32, OpenVINO fp32 and int8 timed round-robin, call after call.
-
-    On a shared machine the load changes within seconds; timing the engines in turn gives each
-    the same conditions, so the ratios are the ones to quote. (ONNX Runtime is left out: its
-    thread pool keeps spinning after a call and would slow whichever engine runs next.)
-    """
-    from efficientbioai.compression.pipeline import create_parser
-    from efficientbioai.engines.factory import create_engine
-    from efficientbioai.registry import TASKS
-
-    cfg = load_config(deploy)
-    parser = create_parser(cfg)
-    task = TASKS.get(parser.task_name)(cfg, parser)
-    x = task.example_batch(next(iter(task.samples())), batch_size)
     names = ["torch:fp32", "openvino:fp32", "openvino:int8"]
-    engines = {n: create_engine(n, cfg, parser) for n in names}
-    for engine in engines.values():
-        engine.warmup(x, 5)
-    times: dict[str, list[float]] = {n: [] for n in names}
-    for _ in range(runs):
-        for n, engine in engines.items():
-            start = time.perf_counter()
-            engine(x)
-            engine.sync()
-            times[n].append(time.perf_counter() - start)
-    med = {n: float(np.median(t)) for n, t in times.items()}
-    t = Table(title="interleaved latency (engines timed in turn, same load)")
-    for h in ["variant", "ms/frame", "p90", "× torch", "× OV fp32"]:
-        t.add_column(h, justify="right")
-    for n in names:
-        t.add_row(
-            n,
-            f"{1000 * med[n] / batch_size:.2f}",
-            f"{1000 * float(np.percentile(times[n], 90)) / batch_size:.2f}",
-            f"{med['torch:fp32'] / med[n]:.2f}",
-            f"{med['openvino:fp32'] / med[n]:.2f}",
-        )
-    t.caption = f"batch {batch_size} frames, 5 warm-up + {runs} rounds, threads {engines['torch:fp32'].threads}"
-    return t
+    console.print(interleaved_latency(args.out / "bench_deepstorm" / "deploy.yaml", names, args.runs, bs))
 
 
 if __name__ == "__main__":

@@ -23,10 +23,9 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from efficientbioai.compression.pipeline import compress  # noqa: E402
-from efficientbioai.config import dump_config, load_config  # noqa: E402
+from bench._common import fresh_experiment  # noqa: E402
+from efficientbioai.config import load_config  # noqa: E402
 from efficientbioai.manifest import machine  # noqa: E402
-from efficientbioai.run import run_inference  # noqa: E402
 
 VARIANTS = ["torch:fp32", "onnxruntime:fp32", "onnxruntime:int8", "openvino:fp32", "openvino:bf16", "openvino:int8"]
 
@@ -37,11 +36,7 @@ def bench(dims: int, runs: int, out: Path) -> dict:
     cfg.report.compare = VARIANTS
     cfg.report.latency.runs = runs
     cfg.report.energy.enabled = False
-    staged = out / f"bench_den{dims}d.yaml"
-    staged.parent.mkdir(parents=True, exist_ok=True)
-    staged.write_text(dump_config(cfg))
-    deploy = compress(staged, out / f"bench_den{dims}d", overwrite=True)
-    return run_inference(deploy)
+    return fresh_experiment(cfg, out, f"bench_den{dims}d")[0]
 
 
 def table(report: dict, dims: int) -> Table:

@@ -26,10 +26,9 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from efficientbioai.compression.pipeline import compress  # noqa: E402
-from efficientbioai.config import dump_config, load_config  # noqa: E402
+from bench._common import fresh_experiment  # noqa: E402
+from efficientbioai.config import load_config  # noqa: E402
 from efficientbioai.manifest import machine  # noqa: E402
-from efficientbioai.run import run_inference  # noqa: E402
 
 VARIANTS = ["torch:fp32", "openvino:fp32", "openvino:int8", "openvino:fp32:pruned", "openvino:int8:pruned"]
 
@@ -42,10 +41,7 @@ def bench(name: str, config: Path, out: Path, runs: int, steps: int | None, thre
     cfg.report.energy.enabled = False
     if steps is not None:
         cfg.prune.fine_tune.steps = steps
-    staged = out / f"bench_prune_{name}.yaml"
-    staged.parent.mkdir(parents=True, exist_ok=True)
-    staged.write_text(dump_config(cfg))
-    report = run_inference(compress(staged, out / f"bench_prune_{name}", overwrite=True))
+    report = fresh_experiment(cfg, out, f"bench_prune_{name}")[0]
     rows = {r["variant"]: r for r in report["variants"]}
     ms = {v: rows[v]["latency"]["median_ms"] for v in VARIANTS}
     fp32 = rows["torch:fp32"]["vs_ground_truth"]["pearson"]

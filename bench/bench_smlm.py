@@ -24,10 +24,9 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from efficientbioai.compression.pipeline import compress  # noqa: E402
-from efficientbioai.config import dump_config, load_config  # noqa: E402
+from bench._common import fresh_experiment, interleaved_latency  # noqa: E402
+from efficientbioai.config import load_config  # noqa: E402
 from efficientbioai.manifest import machine  # noqa: E402
-from efficientbioai.run import run_inference  # noqa: E402
 
 VARIANTS = ["torch:fp32", "onnxruntime:int8", "openvino:fp32", "openvino:int8"]
 
@@ -46,11 +45,7 @@ def main() -> None:
     cfg.report.latency.runs = args.runs
     cfg.report.energy.enabled = False
     cfg.simulation.test.frames = args.frames
-    staged = args.out / "bench_smlm.yaml"
-    staged.parent.mkdir(parents=True, exist_ok=True)
-    staged.write_text(dump_config(cfg))
-    deploy = compress(staged, args.out / "bench_smlm", overwrite=True)
-    report = run_inference(deploy)
+    report, deploy = fresh_experiment(cfg, args.out, "bench_smlm")
     rows = {r["variant"]: r for r in report["variants"]}
     ref = rows["torch:fp32"]
     t = Table(title=f"DilatedLoc ({report['model']['parameters']:,} parameters), {machine()['cpu']}")
@@ -87,6 +82,8 @@ def main() -> None:
     )
     console = Console(width=160)
     console.print(t)
+    names = ["torch:fp32", "openvino:fp32", "openvino:int8"]
+    console.print(interleaved_latency(deploy, names, args.runs, ref["latency"]["batch_size"]))
     console.print(_precision(deploy, args.per_z))
 
 

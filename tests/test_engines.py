@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from efficientbioai.compression.pipeline import create_parser
 from efficientbioai.config import load_config
@@ -65,3 +66,11 @@ def test_missing_artefact_and_unknown_variant(deploy, tmp_path):
         create_engine("openvino:int8", broken, parser)
     with pytest.raises(ConfigError, match="no artefact for variant 'openvino:bf16'"):
         create_engine("openvino:bf16", cfg, parser)
+
+
+def test_torch_reference_flushes_denormals():
+    """Denormal activations would slow the fp32 reference (and so flatter every speed-up)."""
+    from efficientbioai.engines.torch_engine import TorchModule
+
+    TorchModule(torch.nn.Identity())
+    assert (torch.tensor([1e-39]) * 1.0).item() == 0.0

@@ -151,6 +151,7 @@ def train_dilatedloc(config: Config | str | Path, resume: bool = False) -> Path:
     parser = create_parser(cfg)
     out = Path(cfg.model.checkpoint)
     torch.manual_seed(settings.seed)
+    torch.set_flush_denormal(True)  # denormal activations slow every op (see engines/torch_engine.py)
     model = parser.load_model() if resume and out.is_file() else parser.build_model()
     record = out.with_suffix(".json")
     earlier = json.loads(record.read_text()) if resume and record.is_file() else None

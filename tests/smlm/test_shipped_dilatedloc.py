@@ -15,12 +15,29 @@ from efficientbioai.smlm.crlb import crlb
 ROOT = Path(__file__).resolve().parents[2]
 
 # Measured, and what is asserted (a margin below the measurement, so that a regression fails):
-# - astig3d, 2,500 + 1,250 (--resume) CPU training steps: Jaccard 0.960 (the issue's bar, 0.95,
-#   is asserted), per-axis lateral RMSE 8.1 nm ≈ 2.7× the mean CRLB (bar 1.5×: not reached).
-# - gauss2d, 750 + 1,000 (--resume) steps: Jaccard 0.897, per-axis lateral RMSE ≈ 3.2× the CRLB.
+# - astig3d, 2,500 + 1,250 (--resume) + 1,200 annealed (configs/dilatedloc_astig3d_anneal.yaml)
+#   CPU training steps: test-stack Jaccard 0.989, per-axis lateral RMSE 7.5 nm ≈ 2.5× the mean
+#   CRLB (overlapping pairs dominate it); single-emitter test (the DilatedLoc paper's CRLB
+#   protocol) 1.28× the CRLB — the issue's bar is 1.5×.
+# - gauss2d, 750 + 1,000 (--resume) steps: Jaccard 0.942, per-axis RMSE 2.9× the CRLB on the
+#   test stack; single-emitter test 1.47×.
 BOUNDS = {
-    "dilatedloc_astig3d": {"jaccard": 0.95, "crlb_factor": 3.0, "z": np.linspace(-700, 700, 15)},
-    "dilatedloc_gauss2d": {"jaccard": 0.88, "crlb_factor": 3.6, "z": np.zeros(1)},
+    "dilatedloc_astig3d": {
+        "jaccard": 0.98,
+        "crlb_factor": 2.8,
+        "z": np.linspace(-700, 700, 15),
+        "precision_ratio": 1.4,
+        "per_z": 96,
+        "recall": 0.99,
+    },
+    "dilatedloc_gauss2d": {
+        "jaccard": 0.93,
+        "crlb_factor": 3.2,
+        "z": np.zeros(1),
+        "precision_ratio": 1.6,
+        "per_z": 960,
+        "recall": 0.96,
+    },
 }
 
 
@@ -35,16 +52,17 @@ def report(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(request.param)
     path = folder / "cfg.yaml"
     path.write_text(dump_config(cfg))
-    return run_inference(compress(path, folder / "exp")), cfg, BOUNDS[request.param]
+    deploy = compress(path, folder / "exp")
+    return run_inference(deploy), cfg, BOUNDS[request.param], deploy
 
 
 def test_fp32_accuracy(report):
-    rep, cfg, bounds = report
+    rep, cfg, bounds, _ = report
     fp32 = {r["variant"]: r for r in rep["variants"]}["torch:fp32"]["vs_ground_truth"]
     sim = cfg.simulation.for_test()
-    bound = crlb(
-        sim.psf.build(), bounds["z"], float(np.mean(sim.photons)), float(np.mean(sim.background)), sim.pixel_size
-    )
+    qe = cfg.simulation.camera.qe  # the bound counts detected photons
+    photons, background = qe * float(np.mean(sim.photons)), qe * float(np.mean(sim.background))
+    bound = crlb(sim.psf.build(), bounds["z"], photons, background, sim.pixel_size)
     per_axis_rmse = fp32["rmse_lateral"] / np.sqrt(2)
     assert fp32["jaccard"] >= bounds["jaccard"]
     assert per_axis_rmse <= bounds["crlb_factor"] * float(bound[:, 0].mean())
@@ -55,3 +73,22 @@ def test_int8_stays_close_to_fp32(report):
     fp32, int8 = rows["torch:fp32"]["vs_ground_truth"], rows["openvino:int8"]["vs_ground_truth"]
     assert int8["jaccard"] >= fp32["jaccard"] - 0.01
     assert int8["rmse_lateral"] <= 1.05 * fp32["rmse_lateral"]
+
+
+def test_single_emitter_precision_near_the_crlb(report):
+    """The DilatedLoc paper's CRLB test (isolated emitters, constant photons and background,
+    25 z positions): mean per-axis lateral RMSE within ``precision_ratio`` × the mean CRLB."""
+    from efficientbioai.compression.pipeline import create_parser
+    from efficientbioai.engines.factory import create_engine
+    from efficientbioai.parsers.base import Sample
+    from efficientbioai.registry import TASKS
+    from efficientbioai.smlm.precision import precision_test
+
+    _, _, bounds, deploy = report
+    cfg = load_config(deploy)
+    parser = create_parser(cfg)
+    task = TASKS.get("localize")(cfg, parser)
+    engine = create_engine("torch:fp32", cfg, parser)
+    _, s = precision_test(lambda st: task.predict(engine, Sample("p", st, None)), cfg.simulation, per_z=bounds["per_z"])
+    assert s["recall"] >= bounds["recall"]
+    assert s["ratio_lateral"] <= bounds["precision_ratio"]
