@@ -195,8 +195,11 @@ def fine_tune_dilatedloc(
     model: torch.nn.Module, sim: SimulationSection, steps: int, lr: float, batch_size: int, eval_every: int
 ) -> list[dict]:
     """Continue training ``model`` (e.g. after pruning) on fresh simulated frames with the
-    DilatedLoc loss; returns the curve (loss, validation Jaccard and RMSE every ``eval_every``)."""
+    DilatedLoc loss, the learning rate cosine-annealed to zero; returns the curve (loss,
+    validation Jaccard and RMSE every ``eval_every``)."""
+    torch.set_flush_denormal(True)
     opt = torch.optim.NAdam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)  # recovery first, then annealing
     z_scale, photon_scale = float(model.z_scale), float(model.photon_scale)
     frames = model.frames
     curve = [{"step": 0, "train_loss": None, **_curve_point(model, sim, frames)}]
@@ -212,6 +215,7 @@ def fine_tune_dilatedloc(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 30.0)
         opt.step()
+        sched.step()
         if (step + 1) % eval_every == 0 or step + 1 == steps:
             curve.append({"step": step + 1, "train_loss": round(loss.item(), 3), **_curve_point(model, sim, frames)})
             bar.set_postfix(jaccard=curve[-1]["jaccard"])
