@@ -25,8 +25,8 @@ class TorchModule(BaseInfer):
         if threads:
             torch.set_num_threads(threads)
         # Denormal floats (e.g. a sigmoid far into saturation) are 10–100× slower per op on x86;
-        # the compiled engines flush them to zero, and so does the reference: without it the
-        # shipped 3D DilatedLoc ran 354 instead of 247 ms per batch, flattering every ratio.
+        # flushed to zero, the reference's speed does not depend on them: without it the shipped
+        # 3D DilatedLoc ran 354 instead of 247 ms per batch, flattering every ratio.
         torch.set_flush_denormal(True)
         self.threads = torch.get_num_threads()
         self.device = torch.device(device)

@@ -113,16 +113,12 @@ class UNetBody(nn.Module):
     multiple = 4
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Everything before the output layer (``head``)."""
         e1 = self.enc1(x)
         e2 = self.enc2(F.max_pool2d(e1, 2))
         b = self.bottom(F.max_pool2d(e2, 2))
         d2 = self.dec2(torch.cat([self.up2(b), e2], 1))
         d1 = self.dec1(torch.cat([self.up1(d2), e1], 1))
-        return self.upsample(d1)
+        return self.head(self.upsample(d1))
 
 
 class SummedShuffleHead(nn.Module):

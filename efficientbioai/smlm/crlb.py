@@ -64,3 +64,18 @@ def crlb(
             bound[2] = np.nan
         out.append(bound)
     return np.asarray(out)
+
+
+def simulation_crlb(sim, z_nm: np.ndarray, photons: float, background: float) -> np.ndarray:
+    """:func:`crlb` for an emitter of a simulated microscope (a ``SimulationSection``): its PSF
+    and pixel size, ``photons`` and ``background`` as emitted (the camera's QE turns them into
+    detected photons, as the simulator does) and the EMCCD excess noise if the camera has gain."""
+    qe = sim.camera.qe
+    return crlb(
+        sim.psf.build(),
+        z_nm,
+        qe * photons,
+        qe * background,
+        sim.pixel_size,
+        emccd=sim.camera.em_gain is not None,
+    )

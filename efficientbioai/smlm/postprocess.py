@@ -10,9 +10,11 @@ seeds; never the test stacks): ``clip`` 0.1, not DECODE's 0.3 — an emitter nea
 spreads p ≈ 0.25 over four pixels, and clipping before the summation dropped it (4–5 % of all
 emitters: validation Jaccard 0.90 → 0.96 for the 3D model, 0.82 → 0.85 for the 2D one);
 ``split`` 0.8, not 0.6 — with 0.6 the neighbour of a maximum was a duplicate detection for
-1.5 % of emitters (precision 0.986 → 1.000, lateral RMSE −1 nm). It is an ``nn.Module`` with fixed-size
-outputs, so it can be appended to the network and exported into the same ONNX graph; only the
-final ``nonzero`` (a variable-length list) runs on the host.
+1.5 % of emitters (precision 0.986 → 1.000, lateral RMSE 1–2 nm lower).
+
+It is an ``nn.Module`` with fixed-size outputs, so it can be appended to the network and
+exported into the same ONNX graph; only the final ``nonzero`` (a variable-length list) runs on
+the host.
 
 Positions: ``x_nm = (col + 0.5 + dx) · pixel_size`` (ThunderSTORM convention).
 """

@@ -18,12 +18,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from efficientbioai.smlm.crlb import crlb
+from efficientbioai.smlm.crlb import simulation_crlb
 from efficientbioai.smlm.metrics import match_localizations
-
-#: First seed of the precision test stacks (training, validation, calibration and evaluation
-#: use 0, 10M, 20M and 30M: see ``efficientbioai.smlm.train.SEEDS``).
-PRECISION_SEED = 40_000_000
+from efficientbioai.smlm.train import SEEDS
 
 
 @dataclass(frozen=True)
@@ -46,7 +43,7 @@ def simulate_precision_stack(
     photons: float = 5000.0,
     background: float = 20.0,
     spacing_px: int = 16,
-    seed: int = PRECISION_SEED,
+    seed: int = SEEDS["precision"],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Frames of isolated emitters, one z per frame, and their truth table.
 
@@ -115,18 +112,11 @@ def precision_vs_crlb(
     """
     pi, gi = match_localizations(pred, truth)
     d = np.asarray(pred, float)[pi, 1:4] - truth[gi, 1:4]
-    qe = sim.camera.qe
+    zs = np.unique(truth[:, 3])
+    bounds = simulation_crlb(sim, zs, photons, background)
     rows = []
-    for z in np.unique(truth[:, 3]):
+    for z, bound in zip(zs, bounds):
         sel = truth[gi, 3] == z
-        bound = crlb(
-            sim.psf.build(),
-            np.array([z]),
-            qe * photons,
-            qe * background,
-            sim.pixel_size,
-            emccd=sim.camera.em_gain is not None,
-        )[0]
         nan = not sel.any()
         rows.append(
             PrecisionRow(

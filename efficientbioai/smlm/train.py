@@ -32,7 +32,13 @@ from efficientbioai.smlm.settings import SimulationSection, TrainSection
 log = logging.getLogger(__name__)
 
 #: Seed ranges of the simulated splits.
-SEEDS = {"train": 0, "validation": 10_000_000, "calibration": 20_000_000, "evaluation": 30_000_000}
+SEEDS = {
+    "train": 0,
+    "validation": 10_000_000,
+    "calibration": 20_000_000,
+    "evaluation": 30_000_000,
+    "precision": 40_000_000,  # the single-emitter CRLB test (smlm/precision.py)
+}
 
 
 def _blinking_window(sim: SimulationSection, frames: int, rng: np.random.Generator) -> list[np.ndarray]:

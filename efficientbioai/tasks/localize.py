@@ -136,7 +136,7 @@ class LocalizationTask(Task):
 
     def extras(self, outputs: list[np.ndarray], samples: list[Sample], folder: Path) -> dict:
         """A super-resolution rendering per stack and, with ground truth, RMSE vs CRLB over z."""
-        from efficientbioai.smlm.crlb import crlb
+        from efficientbioai.smlm.crlb import simulation_crlb
         from efficientbioai.smlm.metrics import rmse_by_z
         from efficientbioai.smlm.plots import plot_rmse_vs_crlb
         from efficientbioai.smlm.render import render, save_rendering
@@ -152,15 +152,8 @@ class LocalizationTask(Task):
             lo, hi = sim.z_range_nm if sim.z_range_nm[1] > sim.z_range_nm[0] else (-1.0, 1.0)
             edges = np.linspace(lo, hi, 8)
             z, lat, ax = rmse_by_z(output, sample.target, edges)
-            test, qe = sim.for_test(), sim.camera.qe  # the bound counts detected photons
-            bound = crlb(
-                sim.psf.build(),
-                z,
-                qe * float(np.mean(test.photons)),
-                qe * float(np.mean(test.background)),
-                sim.pixel_size,
-                emccd=sim.camera.em_gain is not None,
-            )
+            test = sim.for_test()
+            bound = simulation_crlb(sim, z, float(np.mean(test.photons)), float(np.mean(test.background)))
             plot = plot_rmse_vs_crlb(z, lat, ax, bound[:, 0], bound[:, 2], folder / f"{sample.name}_rmse_vs_crlb.png")
             files[f"{sample.name}_rmse_vs_crlb"] = str(plot)
             files["mean_crlb_lateral_nm"] = float(np.nanmean(bound[:, 0]))

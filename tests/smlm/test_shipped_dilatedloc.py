@@ -10,7 +10,7 @@ import pytest
 from efficientbioai.compression.pipeline import compress
 from efficientbioai.config import dump_config, load_config
 from efficientbioai.run import run_inference
-from efficientbioai.smlm.crlb import crlb
+from efficientbioai.smlm.crlb import simulation_crlb
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,9 +60,7 @@ def test_fp32_accuracy(report):
     rep, cfg, bounds, _ = report
     fp32 = {r["variant"]: r for r in rep["variants"]}["torch:fp32"]["vs_ground_truth"]
     sim = cfg.simulation.for_test()
-    qe = cfg.simulation.camera.qe  # the bound counts detected photons
-    photons, background = qe * float(np.mean(sim.photons)), qe * float(np.mean(sim.background))
-    bound = crlb(sim.psf.build(), bounds["z"], photons, background, sim.pixel_size)
+    bound = simulation_crlb(sim, bounds["z"], float(np.mean(sim.photons)), float(np.mean(sim.background)))
     per_axis_rmse = fp32["rmse_lateral"] / np.sqrt(2)
     assert fp32["jaccard"] >= bounds["jaccard"]
     assert per_axis_rmse <= bounds["crlb_factor"] * float(bound[:, 0].mean())
