@@ -25,6 +25,7 @@ from rich.table import Table  # noqa: E402
 from bench._common import fresh_experiment  # noqa: E402
 from efficientbioai.config import load_config  # noqa: E402
 from efficientbioai.manifest import machine  # noqa: E402
+from efficientbioai.report import describe_machine  # noqa: E402
 
 VARIANTS = ["torch:fp32", "onnxruntime:int8", "openvino:fp32", "openvino:int8"]
 
@@ -49,7 +50,7 @@ def main() -> None:
     rows = {r["variant"]: r for r in report["variants"]}
     ref = rows["torch:fp32"]
     batch = ref["latency"]["batch_size"]
-    t = Table(title=f"Cellpose CPnet ({report['model']['parameters']:,} parameters), {machine()['cpu']}")
+    t = Table(title=f"Cellpose CPnet ({report['model']['parameters']:,} parameters), {describe_machine(machine())}")
     for h in [
         "variant",
         "ms/tile",

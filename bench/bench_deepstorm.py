@@ -29,6 +29,7 @@ from rich.table import Table  # noqa: E402
 from bench._common import fresh_experiment, interleaved_latency  # noqa: E402
 from efficientbioai.config import load_config  # noqa: E402
 from efficientbioai.manifest import machine  # noqa: E402
+from efficientbioai.report import describe_machine  # noqa: E402
 
 VARIANTS = ["torch:fp32", "onnxruntime:fp32", "onnxruntime:int8", "openvino:fp32", "openvino:int8"]
 
@@ -60,7 +61,7 @@ def main() -> None:
     rows = {r["variant"]: r for r in report["variants"]}
     ref = rows["torch:fp32"]
     bs = ref["latency"]["batch_size"]
-    t = Table(title=f"Deep-STORM U-Net ({report['model']['parameters']:,} parameters), {machine()['cpu']}")
+    t = Table(title=f"Deep-STORM U-Net ({report['model']['parameters']:,} parameters), {describe_machine(machine())}")
     for h in ["variant", "ms/frame", "p90", "× torch", "× OV fp32", "frames/s e2e", "× torch", "NMSE %", "PSNR dB"]:
         t.add_column(h, justify="right")
     ov = rows["openvino:fp32"]["latency"]["median_ms"]

@@ -26,6 +26,7 @@ from rich.table import Table  # noqa: E402
 from bench._common import fresh_experiment  # noqa: E402
 from efficientbioai.config import load_config  # noqa: E402
 from efficientbioai.manifest import machine  # noqa: E402
+from efficientbioai.report import describe_machine  # noqa: E402
 
 VARIANTS = ["torch:fp32", "onnxruntime:fp32", "onnxruntime:int8", "openvino:fp32", "openvino:bf16", "openvino:int8"]
 
@@ -44,7 +45,7 @@ def table(report: dict, dims: int) -> Table:
     torch_ms = rows["torch:fp32"]["latency"]["median_ms"]
     ov_ms = rows["openvino:fp32"]["latency"]["median_ms"]
     ref_p = rows["torch:fp32"]["vs_ground_truth"]["pearson"]
-    t = Table(title=f"{dims}D MONAI UNet denoiser, tile {report['model']['tile']}, {machine()['cpu']}")
+    t = Table(title=f"{dims}D MONAI UNet denoiser, tile {report['model']['tile']}, {describe_machine(machine())}")
     for h in ["variant", "median ms", "p90 ms", "× vs torch fp32", "× vs OV fp32", "Pearson vs truth", "Δ vs fp32"]:
         t.add_column(h, justify="right")
     for v in VARIANTS:

@@ -29,6 +29,7 @@ from rich.table import Table  # noqa: E402
 from bench._common import fresh_experiment  # noqa: E402
 from efficientbioai.config import load_config  # noqa: E402
 from efficientbioai.manifest import machine  # noqa: E402
+from efficientbioai.report import describe_machine  # noqa: E402
 
 VARIANTS = ["torch:fp32", "openvino:fp32", "openvino:int8", "openvino:fp32:pruned", "openvino:int8:pruned"]
 
@@ -45,7 +46,8 @@ def bench(name: str, config: Path, out: Path, runs: int, steps: int | None, thre
     rows = {r["variant"]: r for r in report["variants"]}
     ms = {v: rows[v]["latency"]["median_ms"] for v in VARIANTS}
     fp32 = rows["torch:fp32"]["vs_ground_truth"]["pearson"]
-    t = Table(title=f"{name} denoiser: prune {cfg.prune.ratio:.0%} {cfg.prune.importance} + int8, {machine()['cpu']}")
+    where = describe_machine(machine())
+    t = Table(title=f"{name} denoiser: prune {cfg.prune.ratio:.0%} {cfg.prune.importance} + int8, {where}")
     for h in ["variant", "ms/batch", "× torch", "× OV fp32", "× OV int8", "parameters", "Pearson", "Δ vs fp32"]:
         t.add_column(h, justify="right")
     for v in VARIANTS:

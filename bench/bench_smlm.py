@@ -27,6 +27,7 @@ from rich.table import Table  # noqa: E402
 from bench._common import fresh_experiment, interleaved_latency  # noqa: E402
 from efficientbioai.config import load_config  # noqa: E402
 from efficientbioai.manifest import machine  # noqa: E402
+from efficientbioai.report import describe_machine  # noqa: E402
 
 VARIANTS = ["torch:fp32", "onnxruntime:int8", "openvino:fp32", "openvino:int8"]
 
@@ -48,7 +49,7 @@ def main() -> None:
     report, deploy = fresh_experiment(cfg, args.out, "bench_smlm")
     rows = {r["variant"]: r for r in report["variants"]}
     ref = rows["torch:fp32"]
-    t = Table(title=f"DilatedLoc ({report['model']['parameters']:,} parameters), {machine()['cpu']}")
+    t = Table(title=f"DilatedLoc ({report['model']['parameters']:,} parameters), {describe_machine(machine())}")
     for h in [
         "variant",
         "engine ms/batch",

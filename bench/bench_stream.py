@@ -41,6 +41,7 @@ from efficientbioai.engines.factory import create_engine  # noqa: E402
 from efficientbioai.manifest import machine  # noqa: E402
 from efficientbioai.parsers.base import Sample  # noqa: E402
 from efficientbioai.registry import TASKS  # noqa: E402
+from efficientbioai.report import describe_machine  # noqa: E402
 from efficientbioai.runtime.progress import peak_rss_mb  # noqa: E402
 from efficientbioai.runtime.settings import WorkerSection  # noqa: E402
 from efficientbioai.runtime.sources import open_frames  # noqa: E402
@@ -264,7 +265,7 @@ def _median(runs) -> dict:
 
 
 def print_table(res: dict) -> None:
-    t = Table(title=f"Streaming runtime, DilatedLoc {VARIANT}, {res['machine']['cpu']} ({res['machine'].get('cores')})")
+    t = Table(title=f"Streaming runtime, DilatedLoc {VARIANT}, {describe_machine(res['machine'])}")
     t.add_column("measure")
     t.add_column("value", justify="right")
     t.add_row("engine only, pre-loaded batches (median of rounds)", f"{res['engine_fps_median']:.1f} frames/s")

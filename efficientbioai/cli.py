@@ -76,12 +76,13 @@ def cmd_stream(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.cluster:
         config.runtime.cluster = args.cluster
-    path, stats = stream_input(args.config, args.input, args.output_dir, args.variant, args.resume, config=config)
-    print(
-        f"{path}: {stats.units:.0f} {stats.unit} in {stats.seconds:.1f} s — {stats.units_per_s:.1f} {stats.unit}/s, "
-        f"{stats.mb_per_s:.2f} MB/s raw, peak RSS {stats.peak_rss_mb:.0f} MB"
-        + (f" ({stats.resumed_chunks} chunks resumed)" if stats.resumed_chunks else "")
-    )
+    for path, stats in stream_input(args.config, args.input, args.output_dir, args.variant, args.resume, config=config):
+        print(
+            f"{path}: {stats.units:.0f} {stats.unit} in {stats.seconds:.1f} s — "
+            f"{stats.units_per_s:.1f} {stats.unit}/s, {stats.mb_per_s:.2f} MB/s raw, "
+            f"peak RSS {stats.peak_rss_mb:.0f} MB"
+            + (f" ({stats.resumed_chunks} chunks resumed)" if stats.resumed_chunks else "")
+        )
     return 0
 
 
@@ -159,7 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
         "stream", parents=[common], help="run one large input through the deployed variant (no report), resumably"
     )
     st.add_argument("--config", required=True, help="deploy.yaml written by compress")
-    st.add_argument("--input", required=True, help="TIFF stack, .npy, .zarr array, or a folder of one frame per file")
+    st.add_argument(
+        "--input",
+        required=True,
+        help="TIFF, .npy, .zarr, folder or glob: for image models each file is one image; "
+        "SMLM and Deep-STORM read a folder of 2D frames as one movie",
+    )
     st.add_argument("--output_dir", "--output-dir", help="default: inference.output_dir or <exp>/predictions")
     st.add_argument("--variant", help="default: the deployed variant")
     st.add_argument("--resume", action="store_true", help="continue an interrupted run from its last finished chunk")

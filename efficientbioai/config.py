@@ -140,7 +140,14 @@ class ExportSection(Section):
     exporter: Literal["torchscript", "dynamo"] = "torchscript"
     dynamic_batch: bool = True
     dynamic_spatial: bool = True
-    verify_tolerance: float = Field(1e-5, gt=0, le=1e-1)
+    verify_tolerance: float | None = Field(
+        None,
+        gt=0,
+        le=1e-1,
+        description="largest ONNX-vs-torch difference relative to the output's peak; "
+        "unset: verify_safety × the model's own float32 rounding (torch float32 vs float64)",
+    )
+    verify_safety: float = Field(10.0, ge=1, le=1e6, description="multiple of the float32 rounding accepted")
 
 
 class TensorRTSection(Section):

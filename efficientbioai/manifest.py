@@ -26,17 +26,38 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def machine() -> dict[str, str | int]:
-    """CPU model and core count, for reports."""
-    cpu = platform.processor() or platform.machine()
+#: The CPU features that decide which precision pays off (int8 needs VNNI or AMX to beat fp32).
+ISA_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+#: Environment variables that cap the ISA the kernels use (oneDNN in torch and OpenVINO, ATen).
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+
+
+def _cpuinfo() -> dict[str, str]:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count() or 1, "system": platform.system()}
+        return {}
+    info: dict[str, str] = {}
+    for line in lines:
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    return info
+
+
+def machine() -> dict:
+    """CPU model, core count, the ISA features that matter for int8/bf16, and any ISA cap in force."""
+    info = _cpuinfo()
+    flags = set(info.get("flags", "").split())
+    caps = {k: os.environ[k] for k in ISA_CAPS if os.environ.get(k)}
+    out = {
+        "cpu": info.get("model name") or platform.processor() or platform.machine(),
+        "cores": os.cpu_count() or 1,
+        "system": platform.system(),
+        "isa": [f for f in ISA_FEATURES if f in flags],
+    }
+    if caps:
+        out["isa_cap"] = caps
+    return out
 
 
 def sha256(path: Path) -> str:

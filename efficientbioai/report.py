@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from efficientbioai.manifest import write_json
+from efficientbioai.manifest import ISA_FEATURES, write_json
 
 REFERENCE = "torch:fp32"
 
@@ -72,6 +72,13 @@ def summary_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     return header, table
 
 
+def describe_machine(m: dict) -> str:
+    """``CPU (N cores; ISA: avx2, ...)``, with any ISA cap in force."""
+    isa = ", ".join(m.get("isa", [])) or "none of " + "/".join(ISA_FEATURES)
+    cap = "".join(f"; {k}={v}" for k, v in m.get("isa_cap", {}).items())
+    return f"{m['cpu']} ({m['cores']} cores; ISA: {isa}{cap})"
+
+
 def notes(report: dict) -> list[str]:
     """Lines stating how the numbers were measured."""
     rows = report["variants"]
@@ -80,7 +87,7 @@ def notes(report: dict) -> list[str]:
     model = report.get("model", {})
     out = [
         f"Task: {report['task']}; deployed variant: {report['deployed']}; "
-        f"machine: {report['machine']['cpu']} ({report['machine']['cores']} cores).",
+        f"machine: {describe_machine(report['machine'])}.",
         f"Latency: a batch of {lat.get('batch_size')} tile(s) of {model.get('tile', [0, 0, '?'])[2:]}, "
         f"{lat.get('warmup')} warm-up + {lat.get('runs')} timed runs, median and p90; speed-up is "
         f"torch fp32 median ÷ variant median, measured in this run.",

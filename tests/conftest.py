@@ -58,3 +58,11 @@ def tiny_report(tiny_experiment) -> dict:
     from efficientbioai.run import run_inference
 
     return run_inference(tiny_experiment / "deploy.yaml")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The CPU, its ISA features and any ISA cap: a numerics failure is read against them."""
+    from efficientbioai.manifest import machine
+    from efficientbioai.report import describe_machine
+
+    terminalreporter.write_line(f"machine: {describe_machine(machine())}")

@@ -153,7 +153,8 @@ def _export(model, example, path: Path, parser: BaseParser, config: Config, cali
     checks = [torch.from_numpy(x) for x in calib[:2]]
     if config.export.dynamic_batch and len(checks) == 2:
         checks.append(torch.cat(checks))
-    info["max_relative_error"] = verify_onnx(model, onnx_path, checks, config.export.verify_tolerance)
+    verified = verify_onnx(model, onnx_path, checks, config.export.verify_tolerance, config.export.verify_safety)
+    info.update(verified.record())
     return onnx_path
 
 

@@ -5,7 +5,7 @@ the configured workers on this machine, or a Dask cluster — and runs the job i
 writes the output file as it goes (or keeps it in memory when the report does not write it).
 Tasks without a streamed form (e.g. Cellpose's instance segmentation) are predicted whole.
 
-:func:`stream_input` is the production path: one input file, the deployed variant only, the
+:func:`stream_input` is the production path: the named input(s), the deployed variant only, each
 output written under a temporary name and renamed when complete, no report.
 """
 
@@ -160,17 +160,21 @@ def stream_input(
     variant: str | None = None,
     resume: bool = False,
     config: Config | None = None,
-) -> tuple[Path, StreamStats]:
-    """Stream one input file through the deployed variant into ``output_dir``; no report.
+) -> list[tuple[Path, StreamStats]]:
+    """Stream the input(s) named by ``source`` through the deployed variant into ``output_dir``; no report.
+
+    What one input is follows :mod:`efficientbioai.tasks.inputs`: for an image model a folder or
+    glob is a set of independent images (any sizes), each streamed on its own; for SMLM and
+    Deep-STORM a folder of 2D frames is one movie.
 
     Parameters
     ----------
     deploy : path
         ``deploy.yaml`` written by compress.
     source : path
-        A TIFF stack, ``.npy``, zarr array, or a folder with one frame per file.
+        A TIFF, ``.npy``, zarr array, a folder or a glob.
     output_dir : path, optional
-        Where the output goes (default ``inference.output_dir`` or ``<experiment>/predictions``).
+        Where the outputs go (default ``inference.output_dir`` or ``<experiment>/predictions``).
     variant : str, optional
         Default: the deployed variant.
     resume : bool
@@ -180,8 +184,8 @@ def stream_input(
 
     Returns
     -------
-    (Path, StreamStats)
-        The output file and what the run cost.
+    list of (Path, StreamStats)
+        One output file per input, and what it cost.
     """
     from efficientbioai.compression.pipeline import create_parser
     from efficientbioai.config import load_config
@@ -189,21 +193,27 @@ def stream_input(
     from efficientbioai.registry import TASKS
     from efficientbioai.runtime.sources import open_frames
     from efficientbioai.tasks.base import Task
+    from efficientbioai.tasks.inputs import IMAGE_READING, MOVIE_READING, assumed, image_inputs, movie_inputs
 
     deploy = Path(deploy)
     config = config or load_config(deploy)
     variant = variant or config.deployed_variant
     parser = create_parser(config)
     task = TASKS.get(parser.task_name)(config, parser)
+    if type(task).stream is Task.stream:
+        raise ConfigError(f"the {parser.task_name} task has no streamed form; use efficientbioai infer")
+    movies = task.unit == "frames"
+    paths = movie_inputs(source) if movies else image_inputs(source)
     folder = Path(output_dir or config.inference.output_dir or deploy.parent.resolve() / "predictions")
-    image = open_frames(source)
     streamer = Streamer(config, resume)
+    done = []
     try:
         engine = None if streamer.settings.cluster else create_engine(variant, config, parser)
-        sample = Sample(Path(source).stem, image)
-        if type(task).stream is Task.stream:
-            raise ConfigError(f"the {parser.task_name} task has no streamed form; use efficientbioai infer")
-        streamer.predict(task, engine, sample, variant, folder, collect=False)
+        for path in paths:
+            with assumed(MOVIE_READING if movies else IMAGE_READING):
+                sample = Sample(path.stem, open_frames(path))
+                streamer.predict(task, engine, sample, variant, folder, collect=False)
+            done.append((streamer.written[sample.name], streamer.stats[-1]))
     finally:
         streamer.close()
-    return streamer.written[sample.name], streamer.stats[-1]
+    return done

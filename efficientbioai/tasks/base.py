@@ -13,6 +13,7 @@ from efficientbioai.engines.base import BaseInfer
 from efficientbioai.errors import InputError
 from efficientbioai.parsers.base import BaseParser, Sample
 from efficientbioai.tasks.image_io import list_images, read_image
+from efficientbioai.tasks.inputs import IMAGE_READING, assumed, image_inputs
 
 
 class Task(ABC):
@@ -39,12 +40,13 @@ class Task(ABC):
         if inf.input is None:
             yield from self.parser.evaluation_samples()
             return
-        inputs = list_images(inf.input)
+        inputs = image_inputs(inf.input)
         targets = list_images(inf.target) if inf.target else [None] * len(inputs)
         if len(targets) != len(inputs):
             raise InputError(f"inference: {len(inputs)} input images but {len(targets)} targets")
         for src, tgt in zip(inputs, targets):
-            image = self.parser.channels_first(read_image(src), str(src))
+            with assumed(IMAGE_READING):
+                image = self.parser.channels_first(read_image(src), str(src))
             yield Sample(src.stem, image, read_image(tgt) if tgt is not None else None)
 
     def example_batch(self, sample: Sample, batch_size: int) -> np.ndarray:

@@ -21,7 +21,7 @@ from efficientbioai.smlm.io import write_thunderstorm
 from efficientbioai.smlm.metrics import score_localizations
 from efficientbioai.smlm.postprocess import dense_to_table, is_dense
 from efficientbioai.tasks.base import Task
-from efficientbioai.tasks.image_io import list_images
+from efficientbioai.tasks.inputs import MOVIE_READING, assumed, movie_inputs
 
 #: Smallest frame side the network accepts (its receptive field is ~67 px; below 8 px nothing works).
 MIN_FRAME = 8
@@ -70,11 +70,12 @@ class LocalizationTask(Task):
     def samples(self) -> Iterator[Sample]:
         inf = self.config.inference
         if inf.input is not None:  # read lazily: the runtime streams them a chunk at a time
-            from efficientbioai.runtime.sources import is_zarr, open_frames
+            from efficientbioai.runtime.sources import open_frames
 
-            paths = [Path(inf.input)] if is_zarr(Path(inf.input)) else list_images(inf.input)
-            for path in paths:
-                yield Sample(path.stem, check_lazy_stack(open_frames(path), str(path)), None)
+            for path in movie_inputs(inf.input):
+                with assumed(MOVIE_READING):
+                    stack = check_lazy_stack(open_frames(path), str(path))
+                yield Sample(path.stem, stack, None)
             return
         from efficientbioai.smlm.train import SEEDS, simulate_batch, simulate_blinking_stack, truth_table
 

@@ -23,13 +23,15 @@ import numpy as np
 from efficientbioai.deepstorm import SEEDS
 from efficientbioai.deepstorm.accumulate import sum_predictions
 from efficientbioai.deepstorm.metrics import reconstruction_scores, truth_image
-from efficientbioai.deepstorm.stack import check_stack, frame_batches, open_stack
+from efficientbioai.deepstorm.stack import check_stack, frame_batches
 from efficientbioai.engines.base import BaseInfer
 from efficientbioai.errors import ConfigError, InputError
 from efficientbioai.parsers.base import Sample
 from efficientbioai.registry import register_task
+from efficientbioai.runtime.sources import open_frames
 from efficientbioai.tasks.base import Task
-from efficientbioai.tasks.image_io import list_images, read_image
+from efficientbioai.tasks.image_io import read_image
+from efficientbioai.tasks.inputs import MOVIE_READING, assumed, movie_inputs
 
 
 @register_task("reconstruct")
@@ -67,12 +69,13 @@ class ReconstructionTask(Task):
     def samples(self) -> Iterator[Sample]:
         inf = self.config.inference
         if inf.input is not None:
-            inputs = list_images(inf.input)
+            inputs = movie_inputs(inf.input)
             targets = _list_targets(inf.target) if inf.target else [None] * len(inputs)
             if len(targets) != len(inputs):
                 raise InputError(f"inference: {len(inputs)} input stacks but {len(targets)} targets")
             for src, tgt in zip(inputs, targets):
-                stack = check_stack(open_stack(src), str(src))
+                with assumed(MOVIE_READING):
+                    stack = check_stack(open_frames(src), str(src))
                 yield Sample(src.stem, stack, self._target(tgt, stack.shape[1:]) if tgt else None)
             return
         from efficientbioai.deepstorm.filaments import simulate_filament_stack

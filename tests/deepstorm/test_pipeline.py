@@ -124,7 +124,7 @@ def test_bad_input_stacks(experiment, tmp_path):
     (sample,) = list(task.samples())  # memory-mapped: checked while streaming
     from efficientbioai.engines.torch_engine import TorchModule
 
-    with pytest.raises(InputError, match="NaN/Inf pixels in frame 1"):
+    with pytest.raises(InputError, match="NaN/Inf pixels (in|from) frame 1"):
         task.predict(TorchModule(create_parser(cfg).load_model()), sample)
 
 
