@@ -54,7 +54,7 @@ def print_report(report: dict) -> None:
 def cmd_compress(args: argparse.Namespace) -> int:
     from efficientbioai.compression.pipeline import compress
 
-    deploy = compress(args.config, args.exp_path, overwrite=args.overwrite)
+    deploy = compress(args.config, args.exp_path, overwrite=args.overwrite, calibration=args.calibration)
     print(f"compressed model written to {deploy.parent}\nnext: python efficientbioai/inference.py --config {deploy}")
     return 0
 
@@ -147,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--config", required=True, help="YAML config (see configs/)")
     c.add_argument("--exp_path", "--exp-path", required=True, help="folder to write the experiment into")
     c.add_argument("--overwrite", action="store_true", help="replace an existing --exp_path")
+    c.add_argument(
+        "--calibration",
+        help="your raw images (file, folder or glob) to calibrate int8 on: sets data.calibration.source: files",
+    )
     c.set_defaults(func=cmd_compress)
 
     i = sub.add_parser("infer", parents=[common], help="run a compressed experiment and report the comparison")

@@ -250,12 +250,14 @@ class BaseParser(ABC):
             yield both[None, : len(x)], np.squeeze(both[len(x) :], 0) if len(target) == 1 else both[len(x) :]
 
     def calibration_inputs(self) -> Iterator[np.ndarray]:
-        """Preprocessed ``(1, C, *tile)`` arrays for int8 calibration, cropped deterministically."""
+        """``data.calibration.num_samples`` preprocessed ``(1, C, *tile)`` arrays for int8
+        calibration, cropped at seeded positions; fewer images than samples give several crops each."""
+        spec = self.config.data.calibration
         tile = tuple(self.config.inference.tile)
         rng = np.random.default_rng(0)
-        for sample in self._split_samples("calibration", self.config.data.calibration):
-            x = self.preprocess(sample.image)
-            yield _random_crop(x, tile, rng)[None]
+        images = [self.preprocess(s.image) for s in self._split_samples("calibration", spec)]
+        for i in range(spec.num_samples if images else 0):
+            yield _random_crop(images[i % len(images)], tile, rng)[None]
 
 
 def _random_crop(x: np.ndarray, tile: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:

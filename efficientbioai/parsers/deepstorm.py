@@ -25,6 +25,7 @@ from efficientbioai.deepstorm.settings import DeepSTORMSection
 from efficientbioai.errors import ConfigError
 from efficientbioai.models.deepstorm import VARIANTS, DeepSTORM, SummedShuffleHead
 from efficientbioai.parsers.base import BaseParser
+from efficientbioai.parsers.movie_calibration import movie_calibration
 from efficientbioai.registry import register_parser
 from efficientbioai.smlm.settings import SimulationSection
 
@@ -137,8 +138,14 @@ class DeepSTORMParser(BaseParser):
         return tuning_record("deepstorm training (simulated patches)", settings, curve)
 
     def calibration_inputs(self) -> Iterator[np.ndarray]:
-        """Simulated frames ``(1, 1, *tile)`` like the training frames, from the calibration seeds."""
+        """The user's raw frames (``data.calibration.source: files``), else simulated frames
+        ``(1, 1, *tile)`` like the training frames, from the calibration seeds."""
         from efficientbioai.smlm.simulate import simulate_stack
+
+        spec = self.config.data.calibration
+        if spec.source == "files":
+            yield from movie_calibration(spec, tuple(self.config.inference.tile), 1, SEEDS["calibration"])
+            return
 
         sim = self.simulation
         tile = tuple(self.config.inference.tile)

@@ -16,6 +16,7 @@ from torch import nn
 from efficientbioai.errors import ConfigError
 from efficientbioai.models.dilatedloc import DilatedLoc
 from efficientbioai.parsers.base import BaseParser
+from efficientbioai.parsers.movie_calibration import movie_calibration
 from efficientbioai.registry import register_parser
 
 _PARAMS = ("width", "frames", "z_scale", "photon_scale")
@@ -82,8 +83,15 @@ class DilatedLocParser(BaseParser):
         return self.config.simulation
 
     def calibration_inputs(self) -> Iterator[np.ndarray]:
-        """Simulated frames at the tile size, from the calibration seed range."""
+        """The user's raw frames (``data.calibration.source: files``), else simulated frames at
+        the tile size from the calibration seed range."""
         from efficientbioai.smlm.train import SEEDS, simulate_batch
+
+        spec = self.config.data.calibration
+        if spec.source == "files":
+            tile = tuple(self.config.inference.tile)
+            yield from movie_calibration(spec, tile, self.in_channels, SEEDS["calibration"])
+            return
 
         sim = self._simulation().model_copy(update={"frame_shape": list(self.config.inference.tile)})
         for i in range(self.config.data.calibration.num_samples):
