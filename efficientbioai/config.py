@@ -106,6 +106,13 @@ class OnnxRuntimeQuantSection(Section):
     weight_type: Literal["int8", "uint8"] = "int8"
     symmetric_activations: bool = False
     entropy_bins: int = Field(512, ge=256, description="histogram bins for entropy; more than the 128 quantized bins")
+    max_accuracy_drop: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="if set, the most sensitive layers are kept in float until the task metric on "
+        "data.validation drops by at most this much (absolute); also used for the TensorRT QDQ model",
+    )
 
 
 class OpenVINOQuantSection(Section):
@@ -301,6 +308,12 @@ class ReportSection(Section):
     latency: LatencySection = Field(default_factory=LatencySection)
     energy: EnergySection = Field(default_factory=EnergySection)
     write_outputs: Literal["deploy", "all", "none"] = "deploy"
+    max_accuracy_drop: float | None = Field(
+        None,
+        gt=0,
+        description="largest drop of the primary metric vs fp32 (ground truth) a variant may show; "
+        "unset: the largest quantize.*.max_accuracy_drop; variants outside it are marked in the report",
+    )
 
     @field_validator("compare")
     @classmethod

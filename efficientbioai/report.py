@@ -55,9 +55,10 @@ def summary_rows(report: dict) -> tuple[list[str], list[list[str]]]:
         if ref and ref["energy_kwh"] and r["energy_kwh"] is not None:
             saved = 100 * (1 - r["energy_kwh"] / ref["energy_kwh"])
         truth = r.get("vs_ground_truth", {})
+        over = not r.get("budget", {}).get("within", True)
         table.append(
             [
-                r["variant"],
+                r["variant"] + (" ✗ outside budget" if over else ""),
                 f"{lat['median_ms']:.1f} / {lat['p90_ms']:.1f}",
                 _fmt(speed, ".2f") + ("×" if speed else ""),
                 f"{r['units_per_s']:.2f}",
@@ -98,6 +99,12 @@ def notes(report: dict) -> list[str]:
         f"{model.get('flops_per_tile', 0) / 1e9:.2f} GFLOPs per tile.",
         "Metric columns score against ground truth; 'vs fp32' against the torch fp32 output on the same input.",
     ]
+    if "psnr_raw" in report.get("report_metrics", ()):
+        out.append(
+            "PSNR/SSIM after CARE's normalisation: target (ground truth or fp32 output) percentile-normalised "
+            "(0.1–99.9 % → 0–1), prediction affinely fitted to it by least squares, data range 1; "
+            "raw values (own units, the reference's max − min as range) as psnr_raw/ssim_raw."
+        )
     threads = {str(r["engine"].get("threads")) for r in rows}
     out.append(f"Threads: {', '.join(sorted(threads))}.")
     for r in rows:
@@ -139,6 +146,18 @@ def pruning_lines(report: dict) -> list[str]:
     return lines + [""]
 
 
+def budget_lines(report: dict) -> list[str]:
+    """The accuracy budget and the variants outside it (empty when no budget is set)."""
+    b = report.get("accuracy_budget") or {}
+    if b.get("max_drop") is None:
+        return []
+    line = f"Accuracy budget: {_pretty(b['metric'])} may drop by at most {b['max_drop']:g} vs fp32 (ground truth). "
+    if not b["outside"]:
+        return [line + "Every variant is inside it.", ""]
+    deployed = " — including the deployed variant" if report.get("deployed") in b["outside"] else ""
+    return [line + f"**Outside it: {', '.join(b['outside'])}{deployed}.**", ""]
+
+
 def to_markdown(report: dict) -> str:
     header, table = summary_rows(report)
     lines = [
@@ -149,6 +168,7 @@ def to_markdown(report: dict) -> str:
     ]
     lines += ["| " + " | ".join(row) + " |" for row in table]
     lines += [""] + [f"- {n}" for n in notes(report)] + [""]
+    lines += budget_lines(report)
     lines += pruning_lines(report)
     return "\n".join(lines)
 

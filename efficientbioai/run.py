@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from efficientbioai.accuracy_budget import accuracy_budget, mark_budget
 from efficientbioai.compression.pipeline import create_parser
 from efficientbioai.config import load_config
 from efficientbioai.engines.factory import create_engine
@@ -115,6 +116,15 @@ def run_inference(
             del engine
     finally:
         streamer.close()
+    budget = accuracy_budget(config)
+    outside = mark_budget(rows, task.primary_metric, budget, REFERENCE) if budget is not None else []
+    if config.deployed_variant in outside:
+        log.warning(
+            "the deployed variant %s is outside the accuracy budget (%s drop > %g) on the evaluation data",
+            config.deployed_variant,
+            task.primary_metric,
+            budget,
+        )
     manifest_model = _manifest_model(exp)
     report = {
         "experiment": str(exp),
@@ -129,6 +139,7 @@ def run_inference(
         "versions": library_versions(),
         "variants": rows,
         "pruning": _manifest(exp).get("pruning"),
+        "accuracy_budget": {"metric": task.primary_metric, "max_drop": budget, "outside": outside},
     }
     write_report(report, exp)
     return report

@@ -353,8 +353,14 @@ def _no_tf32(trt, config) -> None:
 
 
 # -- the pipeline step ------------------------------------------------------------------------
-def build_tensorrt_variant(variant: str, config, parser, work: Path, onnx_path: Path, calib: list[np.ndarray]) -> Path:
+def build_tensorrt_variant(
+    variant: str, config, parser, work: Path, onnx_path: Path, calib: list[np.ndarray], validation=None
+) -> Path:
     """``tensorrt/model_<precision>.engine`` for ``variant`` (``tensorrt:int8`` or ``tensorrt:fp16``).
+
+    With ``quantize.onnxruntime.max_accuracy_drop`` and ``validation``, the QDQ model keeps the
+    layers ONNX Runtime's accuracy control ranks most sensitive in float (the ranking is run
+    on the QDQ model in ONNX Runtime on the CPU, before TensorRT builds the engine).
 
     Checks the profile, TensorRT and the GPU first (failing before any work), then makes the
     symmetric S8 QDQ ONNX for int8 (``tensorrt/model_int8.onnx``, its ranges in
@@ -372,7 +378,7 @@ def build_tensorrt_variant(variant: str, config, parser, work: Path, onnx_path: 
     if precision == "int8":
         from efficientbioai.compression.quantize_trt import check_symmetric_s8
 
-        quantizer = QUANTIZERS.get("tensorrt")(config.quantize.onnxruntime, parser.keep_float_nodes())
+        quantizer = QUANTIZERS.get("tensorrt")(config.quantize.onnxruntime, parser.keep_float_nodes(), validation)
         source = quantizer.apply(onnx_path, calib, out_dir)
         qdq = check_symmetric_s8(source)
         s = quantizer.settings

@@ -7,6 +7,7 @@ looks like a finished experiment.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -19,6 +20,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from efficientbioai.compression.accuracy_control import accuracy_record_path
 from efficientbioai.compression.convert import onnx_to_openvino
 from efficientbioai.compression.export import export_onnx, verify_onnx
 from efficientbioai.compression.prune import prune_and_fine_tune
@@ -98,15 +100,32 @@ def _build_variant(
     if engine == "openvino" and precision in ("fp32", "bf16"):
         ir = work / "openvino" / "model_fp32.xml"
         return ir if ir.exists() else onnx_to_openvino(onnx_path, work)
+    quant = config.quantize
+    settings = {"onnxruntime": quant.onnxruntime, "openvino": quant.openvino, "tensorrt": quant.onnxruntime}[engine]
+    validation = _validation(config, parser) if settings.max_accuracy_drop else None
     if engine == "tensorrt":
         from efficientbioai.compression.convert_tensorrt import build_tensorrt_variant
 
-        return build_tensorrt_variant(variant, config, parser, work, onnx_path, calib)
-    quant = config.quantize
-    settings = {"onnxruntime": quant.onnxruntime, "openvino": quant.openvino}[engine]
-    validation = _validation(config, parser) if getattr(settings, "max_accuracy_drop", None) else None
+        return build_tensorrt_variant(variant, config, parser, work, onnx_path, calib, validation)
     quantizer = QUANTIZERS.get(engine)(settings, parser.keep_float_nodes(), validation)
-    return quantizer.apply(onnx_path, calib, work)
+    artefact = quantizer.apply(onnx_path, calib, work)
+    _check_deployed_budget(variant, config, artefact)
+    return artefact
+
+
+def _check_deployed_budget(variant: str, config: Config, artefact: Path) -> None:
+    """The deployed variant must be inside the accuracy budget its accuracy control measured."""
+    record = accuracy_record_path(artefact)
+    if variant != config.deployed_variant or not record.is_file():
+        return
+    result = json.loads(record.read_text())
+    if not result["within_budget"]:
+        raise InputError(
+            f"the deployed variant {variant} drops the validation metric by {result['drop']:.4f} even with "
+            f"{len(result['kept_float'])} layer(s) in float, above its max_accuracy_drop {result['max_drop']:g}; "
+            "deploy another variant (engine.name / engine.precision), raise the budget, or calibrate on "
+            "data closer to yours (data.calibration)"
+        )
 
 
 def synthetic_calibration_warning(config: Config) -> str | None:

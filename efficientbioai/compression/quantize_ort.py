@@ -17,7 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from efficientbioai.compression.accuracy_control import accuracy_record_path, control_accuracy
 from efficientbioai.compression.quantizer import Quantizer, match_nodes
+from efficientbioai.errors import ConfigError
+from efficientbioai.manifest import write_json
 from efficientbioai.registry import register_quantizer
 
 log = logging.getLogger(__name__)
@@ -99,24 +102,49 @@ class OnnxRuntimeQuantizer(Quantizer):
         quant_pre_process(str(onnx_path), str(pre), skip_symbolic_shape=True)
         calibrate_ranges(pre, calibration, s, cache)
         qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
-        quantize_static(
-            str(pre),
-            str(out),
-            calibration_data_reader=None,
-            quant_format=QuantFormat.QDQ,
-            per_channel=s.per_channel,
-            activation_type=qtype[s.activation_type],
-            weight_type=qtype[s.weight_type],
-            nodes_to_exclude=match_nodes(pre, self.keep_float),
-            op_types_to_quantize=list(self.op_types) if self.op_types else None,
-            calibrate_method=_method(s.method),
-            calibration_cache_path=str(cache),
-            extra_options={
-                "ActivationSymmetric": s.symmetric_activations,
-                "WeightSymmetric": True,
-                **self.extra_options,
-            },
-        )
+
+        def quantize(exclude: list[str]) -> Path:
+            quantize_static(
+                str(pre),
+                str(out),
+                calibration_data_reader=None,
+                quant_format=QuantFormat.QDQ,
+                per_channel=s.per_channel,
+                activation_type=qtype[s.activation_type],
+                weight_type=qtype[s.weight_type],
+                nodes_to_exclude=exclude,
+                op_types_to_quantize=list(self.op_types) if self.op_types else None,
+                calibrate_method=_method(s.method),
+                calibration_cache_path=str(cache),
+                extra_options={
+                    "ActivationSymmetric": s.symmetric_activations,
+                    "WeightSymmetric": True,
+                    **self.extra_options,
+                },
+            )
+            return out
+
+        keep = match_nodes(pre, self.keep_float)
+        if s.max_accuracy_drop is None:
+            quantize(keep)
+        else:
+            self._with_accuracy_control(pre, quantize, keep, out)
         pre.unlink()
         log.info("ONNX Runtime int8 (%s calibration, %d samples) → %s", s.method, len(calibration), out)
         return out
+
+    def _with_accuracy_control(self, pre: Path, quantize, keep: list[str], out: Path) -> None:
+        """Keep the most sensitive layers in float until the validation metric is within budget
+        (:mod:`efficientbioai.compression.accuracy_control`); the result goes beside ``out``."""
+        if self.validation is None or not self.validation.pairs:
+            raise ConfigError("quantize.onnxruntime.max_accuracy_drop needs validation pairs (data.validation)")
+        result = control_accuracy(pre, quantize, self.validation, self.settings.max_accuracy_drop, keep)
+        write_json(accuracy_record_path(out), {"variant": self.variant, **result.record()})
+        if not result.within:
+            log.warning(
+                "%s: the validation metric dropped by %.4f with %d layer(s) in float, above the budget %g",
+                self.variant,
+                result.drop,
+                len(result.kept_float),
+                result.max_drop,
+            )
