@@ -99,11 +99,11 @@ def notes(report: dict) -> list[str]:
         f"{model.get('flops_per_tile', 0) / 1e9:.2f} GFLOPs per tile.",
         "Metric columns score against ground truth; 'vs fp32' against the torch fp32 output on the same input.",
     ]
-    if "psnr_raw" in report.get("report_metrics", ()):
+    if report.get("task") == "denoise":
         out.append(
             "PSNR/SSIM after CARE's normalisation: target (ground truth or fp32 output) percentile-normalised "
             "(0.1–99.9 % → 0–1), prediction affinely fitted to it by least squares, data range 1; "
-            "raw values (own units, the reference's max − min as range) as psnr_raw/ssim_raw."
+            "raw values (own units, the reference's max − min as range) as psnr_raw/ssim_raw in report.json."
         )
     threads = {str(r["engine"].get("threads")) for r in rows}
     out.append(f"Threads: {', '.join(sorted(threads))}.")

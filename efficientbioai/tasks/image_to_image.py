@@ -1,5 +1,9 @@
 """Image-to-image (``denoise``: Pearson, PSNR, SSIM) and semantic segmentation (``segment``: Dice).
 
+``denoise`` reports PSNR and SSIM after CARE's normalisation (target percentile-normalised,
+prediction affinely fitted to it, :func:`~efficientbioai.tasks.metrics.care_normalize`) as
+``psnr`` / ``ssim``, and in the prediction's own units as ``psnr_raw`` / ``ssim_raw``.
+
 Both normalise the image as the parser says, run it through :class:`SlidingWindow` at the
 deployed tile size, and write TIFFs.
 """
@@ -16,7 +20,7 @@ from efficientbioai.parsers.base import Sample
 from efficientbioai.registry import register_task
 from efficientbioai.tasks.base import Task
 from efficientbioai.tasks.image_io import write_tiff
-from efficientbioai.tasks.metrics import dice, pearson, psnr, ssim
+from efficientbioai.tasks.metrics import dice, normalized_psnr, normalized_ssim, pearson, psnr, ssim
 from efficientbioai.tasks.tiling import SlidingWindow
 
 
@@ -60,13 +64,26 @@ class ImageToImageTask(_TiledTask):
     """Restoration / denoising / label-free prediction: a float image out."""
 
     primary_metric = "pearson"
+    report_metrics = ("pearson", "psnr", "ssim")  # report.json also holds psnr_raw / ssim_raw
 
     def finish(self, raw: np.ndarray) -> np.ndarray:
         return raw[0] if raw.shape[0] == 1 else raw
 
+    def tile_metric(self, raw: np.ndarray, target: np.ndarray) -> float:
+        """Pearson only: accuracy control and fine-tuning curves call this per tile, many times."""
+        output = self.finish(raw)
+        return pearson(output, self._match(output, target))
+
     def score(self, output: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+        """Pearson; PSNR/SSIM after CARE's normalisation (``psnr``, ``ssim``) and raw (``*_raw``)."""
         reference = self._match(output, reference)
-        return {"pearson": pearson(output, reference), "psnr": psnr(output, reference), "ssim": ssim(output, reference)}
+        return {
+            "pearson": pearson(output, reference),
+            "psnr": normalized_psnr(output, reference),
+            "ssim": normalized_ssim(output, reference),
+            "psnr_raw": psnr(output, reference),
+            "ssim_raw": ssim(output, reference),
+        }
 
 
 @register_task("segment")
