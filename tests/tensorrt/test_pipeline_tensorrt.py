@@ -50,3 +50,18 @@ def test_compress_and_run_with_the_fake_tensorrt(fake_trt, trt_config, tmp_path)
     assert isinstance(engine, TRTModule)
     x = np.random.default_rng(1).random((2, 1, 64, 64), dtype=np.float32)
     np.testing.assert_array_equal(engine(x), 2 * x)
+
+
+def test_tensorrt_qdq_model_uses_the_accuracy_control_ranking(fake_trt, tmp_path):
+    """With quantize.onnxruntime.max_accuracy_drop the symmetric S8 QDQ model TensorRT builds
+    from is ranked and reduced on the validation split, as ONNX Runtime int8 is."""
+    from efficientbioai.compression.pipeline import compress
+    from efficientbioai.compression.quantize_trt import check_symmetric_s8
+
+    cfg = {**TRT_TINY, "quantize": {"onnxruntime": {"max_accuracy_drop": 1e-6}}}
+    cfg["data"] = {**TRT_TINY.get("data", {}), "validation": {"num_samples": 2}}
+    exp = compress(write_config(tmp_path, cfg), tmp_path / "exp").parent
+    record = json.loads((exp / "tensorrt" / "model_int8_accuracy.json").read_text())
+    assert record["variant"] == "tensorrt:int8" and record["max_drop"] == 1e-6
+    assert record["within_budget"] or record["ranking"]  # ranked whenever all-int8 missed the budget
+    check_symmetric_s8(exp / "tensorrt" / "model_int8.onnx")  # still what TensorRT accepts
