@@ -108,10 +108,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         from efficientbioai.deepstorm.train import train_deepstorm
 
         out = train_deepstorm(args.config, resume=args.resume)
-    else:
+    elif parser_name == "dilatedloc":
         from efficientbioai.smlm.train import train_dilatedloc
 
         out = train_dilatedloc(args.config, resume=args.resume)
+    else:
+        raise ConfigError(
+            f"efficientbioai train has no trainer for model.parser {parser_name!r} (it trains cellpose, deepstorm "
+            "and dilatedloc); for a denoiser use efficientbioai train-denoiser"
+        )
     print(f"checkpoint written to {out} (training record: {out.with_suffix('.json')})")
     return 0
 

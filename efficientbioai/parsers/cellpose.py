@@ -7,12 +7,15 @@ model:
 cellpose: {channels: [0, 0], flow_threshold: 0.4, cellprob_threshold: 0.0}
 
 The network is built exactly as ``cellpose.models.CellposeModel`` builds it, so cellpose's own
-model files load (``weights_only=True``, every key checked). Only local files: cellpose's
-built-in names (``cyto3``, ``nuclei``, ...) would be downloaded, which this toolbox never does.
+model files load (``weights_only=True``, every key checked). ``nbase`` lists the widths after
+the input channels; cellpose's own list with ``nchan`` first (``[2, 32, 64, 128, 256]``) is
+accepted too. Only local files: cellpose's built-in names (``cyto3``, ``nuclei``, ...) would be
+downloaded, which this toolbox never does.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +29,14 @@ from efficientbioai.parsers.base import BaseParser, Sample
 from efficientbioai.parsers.checkpoint import load_state_dict, read_state_dict
 from efficientbioai.registry import register_parser
 
+log = logging.getLogger(__name__)
+
 _PARAMS = ("nchan", "nbase", "nout", "diam_mean")
+#: Entries cellpose < 2.0 files lack; cellpose 3 then keeps its constructor's ``diam_mean``.
+_DIAMETERS = ("diam_mean", "diam_labels")
+#: cellpose's built-in nuclei file: ``CellposeModel`` rescales it with diam_mean 17, whatever
+#: the file holds (``models.get_model_params``).
+_NUCLEI_FILE, _NUCLEI_DIAM_MEAN = "nucleitorch_0", 17.0
 #: Names cellpose resolves by downloading (``models.MODEL_NAMES`` and the size models).
 _BUILTIN_NAMES = {
     "cyto",
@@ -71,6 +81,8 @@ class CellposeParser(BaseParser):
         if unknown:
             raise ConfigError(f"model.params: cellpose has no parameter(s) {unknown}; it accepts {list(_PARAMS)}")
         nbase = tuple(int(n) for n in self.params.get("nbase", STANDARD_NBASE))
+        if len(nbase) > 1 and nbase[0] == self.in_channels:
+            nbase = nbase[1:]  # cellpose's own convention: [nchan, *widths]
         net = build_cpnet(
             nchan=self.in_channels,
             nbase=nbase,
@@ -94,7 +106,8 @@ class CellposeParser(BaseParser):
             if "W2" in state:
                 raise InputError(f"{path} is a cellpose 4 (CP-SAM) model; this parser runs cellpose 3 CPnet models")
             # a cellpose model file holds CPnet's keys; compress.py's model_fp32.pt holds the wrapper's
-            load_state_dict(model if all(k.startswith("net.") for k in state) else model.net, path)
+            target = model if all(k.startswith("net.") for k in state) else model.net
+            load_state_dict(target, path, _with_diameters(state, target, path))
         return model.eval()
 
     def default_keep_float(self) -> list[str]:
@@ -148,6 +161,8 @@ class CellposeParser(BaseParser):
             else:
                 state = {k.removeprefix("net."): v for k, v in read_state_dict(ckpt).items()}
                 mean = float(state["diam_mean"].item()) if "diam_mean" in state else default
+                if Path(ckpt).name.endswith(_NUCLEI_FILE):
+                    mean = _NUCLEI_DIAM_MEAN
                 labels = float(state["diam_labels"].item()) if "diam_labels" in state else mean
                 self._diams = (mean, labels)
         return self._diams
@@ -174,3 +189,14 @@ class CellposeParser(BaseParser):
             if sample.target is not None:
                 sample.target = np.asarray(sample.target).astype(np.int32)
             yield sample
+
+
+def _with_diameters(state: dict, target: nn.Module, path: Path) -> dict:
+    """Fill ``diam_mean`` / ``diam_labels`` from ``model.params`` where the file has neither
+    (cellpose < 2.0 saved none; cellpose 3 loads such files and keeps its own ``diam_mean``)."""
+    own = target.state_dict()
+    missing = [k for k in own if k.removeprefix("net.") in _DIAMETERS and k not in state]
+    if len(missing) == len(_DIAMETERS):
+        log.warning("%s has no diam_mean/diam_labels (cellpose < 2.0); using model.params.diam_mean", path)
+        state = {**state, **{k: own[k] for k in missing}}
+    return state

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import zipfile
 from pathlib import Path
 
 import torch
@@ -10,7 +12,15 @@ from torch import nn
 
 from efficientbioai.errors import InputError
 
-_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net")
+log = logging.getLogger(__name__)
+
+#: Keys a training checkpoint keeps the network's state_dict under: PyTorch Lightning and
+#: many scripts (``state_dict``, ``model_state_dict``), MONAI bundles' and ignite's
+#: ``CheckpointSaver(save_dict={"model": net, ...})`` and MONAI tutorials' ``{"net": net, "opt": opt}``.
+_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "network")
+#: Key prefixes of wrapped modules: ``nn.DataParallel`` / DDP (``module.``) and
+#: ``torch.compile`` (``_orig_mod.``), in either nesting.
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
 def save_checkpoint(data: dict, path: str | Path) -> Path:
@@ -25,11 +35,77 @@ def save_checkpoint(data: dict, path: str | Path) -> Path:
     return path
 
 
+def _is_state_dict(data: object) -> bool:
+    """A non-empty mapping of names to tensors (an optimizer's state_dict is not: it holds lists)."""
+    return (
+        isinstance(data, dict)
+        and bool(data)
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in data.items())
+    )
+
+
+def _is_torchscript(path: Path) -> bool:
+    """``torch.jit.save`` archives (MONAI bundles' ``model.ts``) hold code, not just weights."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("/constants.pkl") for name in archive.namelist())
+
+
+def _network_state(data: object, path: Path) -> dict[str, torch.Tensor]:
+    """The network's state_dict in what ``torch.load`` returned: the mapping itself, the one
+    under a usual key, or the only state_dict in a dict of several objects. Anything else is
+    ambiguous or not a network: refused, naming the keys found, rather than guessed."""
+    if _is_state_dict(data):
+        return data
+    if not isinstance(data, dict) or not data:
+        what = "an empty mapping" if isinstance(data, dict) else f"a {type(data).__name__}"
+        raise InputError(
+            f"{path}: holds {what}, not a state_dict "
+            "(a mapping of names to tensors). Save it with torch.save(model.state_dict(), path)."
+        )
+    names = sorted(map(str, data))
+    found = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+    nested = [k for k, v in data.items() if _is_state_dict(v)]
+    usual = [k for k in _WRAPPER_KEYS if k in nested]
+    chosen = usual if usual else nested
+    if len(chosen) == 1:
+        if len(data) > 1:
+            log.info("%s: loading the network state_dict under %r (keys found: %s)", path, chosen[0], found)
+        return data[chosen[0]]
+    if len(chosen) > 1:
+        raise InputError(
+            f"{path}: holds several state_dicts ({', '.join(map(repr, chosen))}); it is not clear which is "
+            f"the network to deploy. Save that one alone: torch.save(ckpt[{chosen[0]!r}], 'net.pt')."
+        )
+    raise InputError(
+        f"{path}: holds no network state_dict (a mapping of names to tensors); keys found: {found}. "
+        "Save the network's weights with torch.save(model.state_dict(), path)."
+    )
+
+
+def _strip_wrapper_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop ``module.`` / ``_orig_mod.`` when every key has it: the wrapped network's own names."""
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in _WRAPPER_PREFIXES:
+            if all(k.startswith(prefix) for k in state):
+                state = {k.removeprefix(prefix): v for k, v in state.items()}
+                stripped = True
+    return state
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a state_dict (or a dict wrapping one under a usual key) without unpickling code."""
+    """Read a state_dict (or a training checkpoint holding one) without unpickling code."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"checkpoint not found: {path}")
+    if _is_torchscript(path):
+        raise InputError(
+            f"{path}: is a TorchScript archive (torch.jit.save), which holds code, not only weights. Save "
+            "its weights where you trust the file: torch.save(torch.jit.load(path).state_dict(), 'net.pt')."
+        )
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -37,19 +113,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"{path}: cannot load as a weights-only checkpoint ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0][:300]}). Save it with torch.save(model.state_dict(), path)."
         ) from None
-    if isinstance(data, dict):
-        for key in _WRAPPER_KEYS:
-            if key in data and isinstance(data[key], dict):
-                data = data[key]
-                break
-    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise InputError(f"{path}: does not hold a state_dict (a mapping of names to tensors)")
-    return {k.removeprefix("module."): v for k, v in data.items()}
+    return _strip_wrapper_prefixes(_network_state(data, path))
 
 
-def load_state_dict(model: nn.Module, path: str | Path) -> nn.Module:
-    """Load ``path`` into ``model``, raising :class:`InputError` that lists what does not match."""
-    state = read_state_dict(path)
+def load_state_dict(model: nn.Module, path: str | Path, state: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    """Load ``path`` (or ``state``, already read from it) into ``model``, raising
+    :class:`InputError` that lists what does not match."""
+    state = read_state_dict(path) if state is None else state
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from efficientbioai.config import load_config
 from efficientbioai.datasets.fluorescence import SEED_OFFSETS, make_pair
+from efficientbioai.errors import ConfigError
 from efficientbioai.manifest import write_json
 from efficientbioai.parsers.checkpoint import save_checkpoint
 from efficientbioai.registry import PARSERS
@@ -57,6 +58,11 @@ def train_denoiser(config_path: str | Path, steps: int = 1500, lr: float = 1e-3,
     """Train the model of ``config_path`` and write its checkpoint to ``model.checkpoint``."""
     cfg = load_config(config_path)
     parser = PARSERS.get(cfg.model.parser)(cfg)
+    if parser.task_name != "denoise":
+        raise ConfigError(
+            f"{config_path}: train-denoiser trains denoisers, but model.parser {cfg.model.parser!r} is a "
+            f"{parser.task_name} model; nothing was written (use efficientbioai train for it)"
+        )
     dims = parser.spatial_dims
     image_shape, patch, batch_size, pool_size = DEFAULTS[dims]
     torch.manual_seed(seed)
