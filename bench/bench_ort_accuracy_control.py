@@ -4,7 +4,8 @@ The bundled 2D denoiser is compressed four times: int8 calibrated on the bundled
 images or on three of the real-like images, each without and with
 ``quantize.onnxruntime.max_accuracy_drop`` (validated on four other real-like images). All
 are scored on six further real-like images, never used for calibration or validation:
-Pearson against the clean image, as the issue measured.
+Pearson against the clean image, as the issue measured. OpenVINO int8 (NNCF's accuracy
+control, the config's ``max_accuracy_drop``, the same validation images) is shown beside it.
 
     .venv/bin/python bench/bench_ort_accuracy_control.py [--max-drop 0.005]
 """
@@ -39,7 +40,7 @@ def main() -> None:
     splits = write_splits(out / "data")
     t = Table(title=f"2D denoiser, ONNX Runtime int8 on real-like images, {describe_machine(machine())}")
     for h in ["calibration", "accuracy control", "layers in float", "val fp32", "val int8", "eval fp32",
-              "eval int8", "eval drop"]:  # fmt: skip
+              "eval int8", "eval drop", "eval OV int8"]:  # fmt: skip
         t.add_column(h, justify="right")
     for calib in ("synthetic", "files"):
         for control in (False, True):
@@ -55,14 +56,14 @@ def main() -> None:
             cfg.inference.input, cfg.inference.target = splits["evaluation"]
             cfg.quantize.onnxruntime.max_accuracy_drop = args.max_drop if control else None
             cfg.engine.name, cfg.engine.precision = "onnxruntime", "int8"
-            cfg.report.compare = ["torch:fp32", "onnxruntime:int8"]
+            cfg.report.compare = ["torch:fp32", "onnxruntime:int8", "openvino:int8"]  # OV: NNCF control
             cfg.report.latency.warmup, cfg.report.latency.runs = 1, 3
             cfg.report.energy.enabled = False
             name = f"{calib}_{'control' if control else 'plain'}"
             try:
                 report, deploy = fresh_experiment(cfg, out, name)
             except Exception as exc:  # a deployed variant outside the budget is refused at compress
-                t.add_row(calib, "on" if control else "off", "–", "–", "–", "–", "–", f"refused: {exc}")
+                t.add_row(calib, "on" if control else "off", "–", "–", "–", "–", "–", f"refused: {exc}", "–")
                 continue
             rows = {r["variant"]: r for r in report["variants"]}
             fp32 = rows["torch:fp32"]["vs_ground_truth"]["pearson"]
@@ -78,6 +79,7 @@ def main() -> None:
                 f"{fp32:.4f}",
                 f"{int8:.4f}",
                 f"{fp32 - int8:+.4f}",
+                f"{rows['openvino:int8']['vs_ground_truth']['pearson']:.4f}",
             )
     Console().print(t)
     print(f"experiments in {out}")
