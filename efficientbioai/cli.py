@@ -15,6 +15,9 @@ from efficientbioai.errors import ConfigError, EfficientBioAIError
 
 log = logging.getLogger("efficientbioai")
 
+OUTPUT_HELP = "where to write the trained weights (default: a new file beside model.checkpoint, never over it)"
+TRUST_HELP = "run artefacts whose SHA-256 differs from manifest.json (with a warning) instead of refusing"
+
 
 def _setup_logging(verbose: bool) -> None:
     from rich.logging import RichHandler
@@ -44,7 +47,7 @@ def print_report(report: dict) -> None:
     for i, h in enumerate(header):
         table.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
     for row in rows:
-        table.add_row(*row, style="bold" if row[0] == report["deployed"] else None)
+        table.add_row(*row, style="bold" if row[0].split(" ")[0] == report["deployed"] else None)
     console = Console(width=max(170, Console().width))
     console.print(table)
     for line in notes(report):
@@ -63,7 +66,13 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from efficientbioai.run import run_inference
 
     variants = args.variants.split(",") if args.variants else None
-    report = run_inference(args.config, variants=variants, output_dir=args.output_dir, resume=args.resume or None)
+    report = run_inference(
+        args.config,
+        variants=variants,
+        output_dir=args.output_dir,
+        resume=args.resume or None,
+        trust_modified=args.trust_modified,
+    )
     print_report(report)
     print(f"report: {Path(report['experiment']) / 'report.md'}")
     return 0
@@ -76,7 +85,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.cluster:
         config.runtime.cluster = args.cluster
-    for path, stats in stream_input(args.config, args.input, args.output_dir, args.variant, args.resume, config=config):
+    for path, stats in stream_input(
+        args.config, args.input, args.output_dir, args.variant, args.resume, config, args.trust_modified
+    ):
         print(
             f"{path}: {stats.units:.0f} {stats.unit} in {stats.seconds:.1f} s — "
             f"{stats.units_per_s:.1f} {stats.unit}/s, {stats.mb_per_s:.2f} MB/s raw, "
@@ -89,7 +100,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
 def cmd_train_denoiser(args: argparse.Namespace) -> int:
     from efficientbioai.training.denoiser import train_denoiser
 
-    out = train_denoiser(args.config, steps=args.steps, lr=args.lr, seed=args.seed)
+    out = train_denoiser(args.config, steps=args.steps, lr=args.lr, seed=args.seed, output=args.output)
     print(f"checkpoint written to {out}")
     return 0
 
@@ -103,15 +114,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         if args.resume:
             raise ConfigError("--resume is not supported for cellpose training (cellpose's train_seg starts anew)")
-        out = train_cellpose(args.config)
+        out = train_cellpose(args.config, output=args.output)
     elif parser_name == "deepstorm":
         from efficientbioai.deepstorm.train import train_deepstorm
 
-        out = train_deepstorm(args.config, resume=args.resume)
+        out = train_deepstorm(args.config, resume=args.resume, output=args.output)
     elif parser_name == "dilatedloc":
         from efficientbioai.smlm.train import train_dilatedloc
 
-        out = train_dilatedloc(args.config, resume=args.resume)
+        out = train_dilatedloc(args.config, resume=args.resume, output=args.output)
     else:
         raise ConfigError(
             f"efficientbioai train has no trainer for model.parser {parser_name!r} (it trains cellpose, deepstorm "
@@ -163,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--variants", help="comma-separated subset, e.g. torch:fp32,openvino:int8")
     i.add_argument("--output_dir", "--output-dir", help="where predictions go (default <exp>/predictions)")
     i.add_argument("--resume", action="store_true", help="continue written outputs from their last finished chunk")
+    i.add_argument("--trust-modified", action="store_true", help=TRUST_HELP)
     i.set_defaults(func=cmd_infer)
 
     st = sub.add_parser(
@@ -178,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--output_dir", "--output-dir", help="default: inference.output_dir or <exp>/predictions")
     st.add_argument("--variant", help="default: the deployed variant")
     st.add_argument("--resume", action="store_true", help="continue an interrupted run from its last finished chunk")
+    st.add_argument("--trust-modified", action="store_true", help=TRUST_HELP)
     st.add_argument("--cluster", help="'local' or a Dask scheduler address (overrides runtime.cluster)")
     st.set_defaults(func=cmd_stream)
 
@@ -186,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--config", required=True, help="YAML with model, simulation and train sections")
     tr.add_argument("--resume", action="store_true", help="continue from model.checkpoint")
+    tr.add_argument("--output", help=OUTPUT_HELP)
     tr.set_defaults(func=cmd_train)
 
     sw = sub.add_parser("prune-sweep", parents=[common], help="accuracy, latency and size for pruning ratios 0 → 0.7")
@@ -201,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", required=True)
     t.add_argument("--steps", type=int, default=1500)
     t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--output", help=OUTPUT_HELP)
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=cmd_train_denoiser)
     return p

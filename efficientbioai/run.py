@@ -19,6 +19,7 @@ from efficientbioai.compression.pipeline import create_parser
 from efficientbioai.config import load_config
 from efficientbioai.engines.factory import create_engine
 from efficientbioai.errors import ArtefactError, InputError
+from efficientbioai.integrity import check_artefacts, variant_files
 from efficientbioai.manifest import artefact_size, library_versions, machine
 from efficientbioai.measure import EnergyMeter, measure_latency
 from efficientbioai.registry import TASKS
@@ -38,8 +39,12 @@ def run_inference(
     variants: list[str] | None = None,
     output_dir: str | Path | None = None,
     resume: bool | None = None,
+    trust_modified: bool = False,
 ) -> dict:
     """Run every variant of a compressed experiment; write outputs and ``report.json``/``.md``.
+
+    Every artefact of every variant is checked against ``manifest.json`` before any runs
+    (:mod:`efficientbioai.integrity`; ``trust_modified`` turns a mismatch into a warning).
 
     Inputs stream through :mod:`efficientbioai.runtime` (``runtime`` config section); outputs a
     variant writes are written as it runs, and ``resume`` (default ``runtime.resume``) continues
@@ -61,6 +66,7 @@ def run_inference(
         raise InputError("no images to run: set inference.input or data.evaluation")
     # The fp32 reference always runs first, so every variant is scored against its outputs.
     variants = [REFERENCE] + [v for v in (variants or config.variants()) if v != REFERENCE]
+    check_artefacts(exp, variant_files(config, variants), trust_modified)
     lat_cfg, energy_cfg = config.report.latency, config.report.energy
     example = task.example_batch(samples[0], lat_cfg.batch_size or config.inference.batch_size)
     reference_outputs: list[np.ndarray] | None = None

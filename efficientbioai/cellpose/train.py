@@ -28,6 +28,7 @@ from efficientbioai.config import Config, load_config
 from efficientbioai.datasets.nuclei import SEED_OFFSETS, synthetic_nuclei
 from efficientbioai.errors import ConfigError
 from efficientbioai.manifest import write_json
+from efficientbioai.parsers.checkpoint import training_output
 
 log = logging.getLogger(__name__)
 
@@ -67,17 +68,19 @@ def _train_seg(
     return path, train_losses, test_losses, len(x_train)
 
 
-def train_cellpose(config: Config | str | Path) -> Path:
-    """Train the config's CPnet (``model.params``) on generated nuclei; returns the checkpoint path."""
+def train_cellpose(config: Config | str | Path, output: str | Path | None = None) -> Path:
+    """Train the config's CPnet (``model.params``) on generated nuclei; returns the checkpoint path
+    (``output``, default a new file beside ``model.checkpoint``)."""
     from efficientbioai.compression.pipeline import create_parser
 
     cfg = config if isinstance(config, Config) else load_config(config)
     source = str(config) if not isinstance(config, Config) else "<config>.yaml"
-    if cfg.model.checkpoint is None:
-        raise ConfigError("training needs model.checkpoint: where to write the trained weights")
     section = cfg.cellpose or CellposeSection()
     settings = section.train
     parser = create_parser(cfg)
+    if parser.task_name != "instance":
+        raise ConfigError(f"model.parser {cfg.model.parser!r} is not a Cellpose model; nothing was trained")
+    out = training_output(cfg.model.checkpoint, output)
     torch.manual_seed(settings.seed)
     net = parser.build_model().net
     logging.getLogger("cellpose.train").setLevel(logging.INFO)  # its per-10-epoch loss lines are the progress
@@ -87,13 +90,12 @@ def train_cellpose(config: Config | str | Path) -> Path:
             net, section, settings.epochs, settings.learning_rate, settings.batch_size, tmp
         )
         seconds = time.time() - start
-        out = Path(cfg.model.checkpoint)
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_name(f".{out.name}.partial")
         shutil.copyfile(path, partial)
         os.replace(partial, out)
     record = {
-        "command": f"efficientbioai train --config {source}",
+        "command": f"efficientbioai train --config {source} --output {out}",
         "train": settings.model_dump(mode="json"),
         "parameters": int(sum(p.numel() for p in net.parameters())),
         "diam_mean": float(net.diam_mean.item()),

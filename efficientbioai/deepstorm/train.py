@@ -31,7 +31,7 @@ from efficientbioai.deepstorm.loss import deepstorm_loss
 from efficientbioai.deepstorm.settings import DeepSTORMSection
 from efficientbioai.errors import ConfigError
 from efficientbioai.manifest import write_json
-from efficientbioai.parsers.checkpoint import load_state_dict, save_checkpoint
+from efficientbioai.parsers.checkpoint import load_state_dict, save_checkpoint, training_output
 from efficientbioai.smlm.settings import TrainSection
 
 log = logging.getLogger(__name__)
@@ -106,21 +106,21 @@ class _Validation:
         }
 
 
-def train_deepstorm(config: Config | str | Path, resume: bool = False) -> Path:
-    """Train the config's Deep-STORM model; returns the checkpoint path (best validation loss)."""
+def train_deepstorm(config: Config | str | Path, resume: bool = False, output: str | Path | None = None) -> Path:
+    """Train the config's Deep-STORM model; returns the checkpoint path (best validation loss):
+    ``output``, default a new file beside ``model.checkpoint``, which ``resume`` continues from."""
     from efficientbioai.compression.pipeline import create_parser
 
     cfg = config if isinstance(config, Config) else load_config(config)
     source = str(config) if not isinstance(config, Config) else "<config>.yaml"
     if cfg.simulation is None:
         raise ConfigError("training needs a 'simulation' section (the microscope to simulate)")
-    if cfg.model.checkpoint is None:
-        raise ConfigError("training needs model.checkpoint: where to write the trained weights")
     settings, spec, sim = cfg.train or TrainSection(), cfg.deepstorm or DeepSTORMSection(), cfg.simulation
     parser = create_parser(cfg)
     if not hasattr(parser, "upsample"):
-        raise ConfigError(f"model.parser {cfg.model.parser!r} is not a Deep-STORM parser")
-    out = Path(cfg.model.checkpoint)
+        raise ConfigError(f"model.parser {cfg.model.parser!r} is not a Deep-STORM parser; nothing was trained")
+    out = training_output(cfg.model.checkpoint, output)
+    ckpt = Path(cfg.model.checkpoint) if cfg.model.checkpoint else out
     if spec.train_threads:
         torch.set_num_threads(spec.train_threads)
     torch.manual_seed(settings.seed)
@@ -131,8 +131,8 @@ def train_deepstorm(config: Config | str | Path, resume: bool = False) -> Path:
             f"{model.variant} variant (its poolings), e.g. {spec.patch_size + (-spec.patch_size) % model.multiple}: "
             "padded training patches teach the network edges that whole frames do not have"
         )
-    if resume and out.is_file():
-        load_state_dict(model, out)
+    if resume and ckpt.is_file():
+        load_state_dict(model, ckpt)
     start = time.time()
     log.info("simulating %d training and %d validation patches", spec.patches, spec.validation_patches)
     pool = simulate_patches(sim, spec, spec.patches, SEEDS["train"] + 1_000_003 * settings.seed)
@@ -190,7 +190,7 @@ def train_deepstorm(config: Config | str | Path, resume: bool = False) -> Path:
 def _save_record(out, source, settings, spec, stats, history, seconds, simulated, resume, model) -> None:
     best = min(history, key=lambda r: r["val_loss"])
     record = {
-        "command": f"efficientbioai train --config {source}" + (" --resume" if resume else ""),
+        "command": f"efficientbioai train --config {source}" + (" --resume" if resume else "") + f" --output {out}",
         "model": {"variant": model.variant, "width": model.width, "upsample": model.upsample},
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "train": settings.model_dump(),

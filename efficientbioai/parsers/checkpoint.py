@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from efficientbioai.errors import InputError
+from efficientbioai.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,19 @@ _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "network")
 #: Key prefixes of wrapped modules: ``nn.DataParallel`` / DDP (``module.``) and
 #: ``torch.compile`` (``_orig_mod.``), in either nesting.
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def training_output(checkpoint: Path | None, output: str | Path | None) -> Path:
+    """Where a trainer writes its weights: ``output`` when asked, else a new file beside
+    ``model.checkpoint`` (``<name>_trained_<time>.pt``), so no command overwrites the config's
+    checkpoint (a shipped model among them) unless told to with ``--output``."""
+    if output is not None:
+        return Path(output)
+    if checkpoint is None:
+        raise ConfigError("training needs --output or model.checkpoint: where to write the trained weights")
+    checkpoint = Path(checkpoint)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return checkpoint.with_name(f"{checkpoint.stem}_trained_{stamp}{checkpoint.suffix or '.pt'}")
 
 
 def save_checkpoint(data: dict, path: str | Path) -> Path:

@@ -22,6 +22,7 @@ import torch
 from efficientbioai.config import Config, split_variant
 from efficientbioai.engines.base import BaseInfer
 from efficientbioai.errors import ConfigError
+from efficientbioai.manifest import artefact_files
 from efficientbioai.parsers.base import Sample
 from efficientbioai.runtime import cluster
 from efficientbioai.runtime.pipeline import Pipeline
@@ -50,14 +51,17 @@ def torch_threads(n: int | None):
 
 
 def artefact_identity(config: Config, variant: str) -> dict:
-    """The model part of a resume fingerprint: variant and the artefact's size and time."""
+    """The model part of a resume fingerprint: the variant and the size and time of every file
+    its engine reads (an OpenVINO ``.xml`` and its ``.bin``)."""
     path = config.model.checkpoint if variant.startswith("torch:") and not split_variant(variant)[2] else None
     if path is None and variant in config.artefacts:
         path = config.artefact(variant)
     out: dict[str, Any] = {"variant": variant}
     if path is not None and os.path.isfile(path):
-        st = os.stat(path)
-        out["artefact"] = {"path": str(path), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+        out["artefacts"] = [
+            {"path": str(f), "bytes": (st := os.stat(f)).st_size, "mtime_ns": st.st_mtime_ns}
+            for f in artefact_files(Path(path))
+        ]
     return out
 
 
@@ -160,6 +164,7 @@ def stream_input(
     variant: str | None = None,
     resume: bool = False,
     config: Config | None = None,
+    trust_modified: bool = False,
 ) -> list[tuple[Path, StreamStats]]:
     """Stream the input(s) named by ``source`` through the deployed variant into ``output_dir``; no report.
 
@@ -181,6 +186,8 @@ def stream_input(
         Continue an interrupted run of the same input from its last finished chunk.
     config : Config, optional
         Already loaded (and possibly edited) deploy config; default: read ``deploy``.
+    trust_modified : bool
+        Run artefacts that differ from ``manifest.json`` (with a warning) instead of refusing.
 
     Returns
     -------
@@ -190,6 +197,7 @@ def stream_input(
     from efficientbioai.compression.pipeline import create_parser
     from efficientbioai.config import load_config
     from efficientbioai.engines.factory import create_engine
+    from efficientbioai.integrity import check_artefacts, variant_files
     from efficientbioai.registry import TASKS
     from efficientbioai.runtime.sources import open_frames
     from efficientbioai.tasks.base import Task
@@ -198,6 +206,7 @@ def stream_input(
     deploy = Path(deploy)
     config = config or load_config(deploy)
     variant = variant or config.deployed_variant
+    check_artefacts(deploy.parent, variant_files(config, [variant]), trust_modified)
     parser = create_parser(config)
     task = TASKS.get(parser.task_name)(config, parser)
     if type(task).stream is Task.stream:

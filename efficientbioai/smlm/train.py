@@ -5,8 +5,8 @@
 Every step draws a fresh batch (seeds from the ``train`` range); every ``validation_every``
 steps the model localizes a fixed validation stack (its own seed range, never the evaluation
 stack) and the Jaccard index and lateral/axial RMSE are logged. The checkpoint (a state_dict)
-is written atomically to ``model.checkpoint`` with a JSON record beside it; ``--resume``
-continues from it.
+is written atomically to ``--output`` (default: a new file beside ``model.checkpoint``) with a
+JSON record beside it; ``--resume`` continues from ``model.checkpoint``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tqdm import tqdm
 from efficientbioai.config import Config, load_config
 from efficientbioai.errors import ConfigError
 from efficientbioai.manifest import write_json
-from efficientbioai.parsers.checkpoint import save_checkpoint
+from efficientbioai.parsers.checkpoint import save_checkpoint, training_output
 from efficientbioai.smlm.loss import dilatedloc_loss
 from efficientbioai.smlm.metrics import score_localizations
 from efficientbioai.smlm.postprocess import SpatialIntegration, dense_to_table
@@ -142,24 +142,28 @@ def validate(
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in score.as_dict().items()}
 
 
-def train_dilatedloc(config: Config | str | Path, resume: bool = False) -> Path:
-    """Train the config's model; returns the checkpoint path."""
+def train_dilatedloc(config: Config | str | Path, resume: bool = False, output: str | Path | None = None) -> Path:
+    """Train the config's model; returns the checkpoint path (``output``, default a new file beside
+    ``model.checkpoint``). ``resume`` continues from ``model.checkpoint`` and its record."""
     from efficientbioai.compression.pipeline import create_parser
 
     cfg = config if isinstance(config, Config) else load_config(config)
     source = str(config) if not isinstance(config, Config) else "<config>.yaml"
     if cfg.simulation is None:
         raise ConfigError("training needs a 'simulation' section (the microscope to simulate)")
-    if cfg.model.checkpoint is None:
-        raise ConfigError("training needs model.checkpoint: where to write the trained weights")
     settings = cfg.train or TrainSection()
     sim = cfg.simulation
     parser = create_parser(cfg)
-    out = Path(cfg.model.checkpoint)
+    if parser.task_name != "localize":
+        raise ConfigError(
+            f"model.parser {cfg.model.parser!r} is not a DilatedLoc (localize) model; nothing was trained"
+        )
+    out = training_output(cfg.model.checkpoint, output)
+    ckpt = Path(cfg.model.checkpoint) if cfg.model.checkpoint else out
     torch.manual_seed(settings.seed)
     torch.set_flush_denormal(True)  # denormal activations slow every op (see engines/torch_engine.py)
-    model = parser.load_model() if resume and out.is_file() else parser.build_model()
-    record = out.with_suffix(".json")
+    model = parser.load_model() if resume and ckpt.is_file() else parser.build_model()
+    record = ckpt.with_suffix(".json")
     earlier = json.loads(record.read_text()) if resume and record.is_file() else None
     opt = torch.optim.NAdam(model.parameters(), lr=settings.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, settings.lr_step, settings.lr_decay)
@@ -248,7 +252,7 @@ def _save(
     of the run it continued under ``resumed_from`` (the provenance of the weights)."""
     save_checkpoint(model.state_dict(), out)
     record = {
-        "command": f"efficientbioai train --config {source}" + (" --resume" if resume else ""),
+        "command": f"efficientbioai train --config {source}" + (" --resume" if resume else "") + f" --output {out}",
         "train": settings.model_dump(),
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "validation": history,

@@ -21,7 +21,7 @@ from efficientbioai.config import load_config
 from efficientbioai.datasets.fluorescence import SEED_OFFSETS, make_pair
 from efficientbioai.errors import ConfigError
 from efficientbioai.manifest import write_json
-from efficientbioai.parsers.checkpoint import save_checkpoint
+from efficientbioai.parsers.checkpoint import save_checkpoint, training_output
 from efficientbioai.registry import PARSERS
 from efficientbioai.tasks.metrics import pearson
 
@@ -54,8 +54,11 @@ def _batch(pool, patch, batch_size, rng) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys)[:, None])
 
 
-def train_denoiser(config_path: str | Path, steps: int = 1500, lr: float = 1e-3, seed: int = 0) -> Path:
-    """Train the model of ``config_path`` and write its checkpoint to ``model.checkpoint``."""
+def train_denoiser(
+    config_path: str | Path, steps: int = 1500, lr: float = 1e-3, seed: int = 0, output: str | Path | None = None
+) -> Path:
+    """Train the model of ``config_path``; write its checkpoint to ``output`` (default a new file
+    beside ``model.checkpoint``)."""
     cfg = load_config(config_path)
     parser = PARSERS.get(cfg.model.parser)(cfg)
     if parser.task_name != "denoise":
@@ -86,10 +89,11 @@ def train_denoiser(config_path: str | Path, steps: int = 1500, lr: float = 1e-3,
     model.eval()
     with torch.no_grad():
         scores = [pearson(model(torch.from_numpy(x[None, None]))[0, 0].numpy(), y) for x, y in val_pool]
-    out = Path(cfg.model.checkpoint)
+    out = training_output(cfg.model.checkpoint, output)
     save_checkpoint(model.state_dict(), out)
     info = {
-        "command": f"efficientbioai train-denoiser --config {config_path} --steps {steps} --lr {lr} --seed {seed}",
+        "command": f"efficientbioai train-denoiser --config {config_path} --steps {steps} --lr {lr} --seed {seed} "
+        f"--output {out}",
         "steps": steps,
         "batch_size": batch_size,
         "patch": list(patch),

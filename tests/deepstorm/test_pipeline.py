@@ -23,7 +23,7 @@ def trained(tmp_path_factory):
     """TINY with a checkpoint trained for 4 steps by ``efficientbioai train``."""
     folder = tmp_path_factory.mktemp("ds")
     cfg = {**TINY, "model": {**TINY["model"], "checkpoint": str(folder / "ds.pt")}}
-    assert main(["train", "--config", str(write_config(folder, cfg))]) == 0
+    assert main(["train", "--config", str(write_config(folder, cfg)), "--output", str(folder / "ds.pt")]) == 0
     return cfg, folder
 
 

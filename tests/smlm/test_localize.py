@@ -41,7 +41,7 @@ def trained(tmp_path_factory):
         "model": {**CFG["model"], "checkpoint": str(folder / "dl.pt")},
         "train": {"steps": 40, "batch_size": 4, "validation_every": 40, "validation_frames": 8},
     }
-    train_dilatedloc(write_config(folder, cfg))
+    assert train_dilatedloc(write_config(folder, cfg), output=folder / "dl.pt") == folder / "dl.pt"
     return cfg
 
 
@@ -61,9 +61,9 @@ def test_resume_keeps_the_record_of_the_run_it_continues(tmp_path, trained):
         "train": {"steps": 2, "batch_size": 2, "validation_every": 2, "validation_frames": 4},
     }
     before = torch.load(ckpt, weights_only=True)
-    train_dilatedloc(write_config(tmp_path, cfg), resume=True)
+    train_dilatedloc(write_config(tmp_path, cfg), resume=True, output=ckpt)  # continue in place, as asked
     record = json.loads(ckpt.with_suffix(".json").read_text())
-    assert record["command"].endswith("--resume") and record["resumed_from"] == first
+    assert record["command"].endswith(f"--resume --output {ckpt}") and record["resumed_from"] == first
     assert [v["step"] for v in record["validation"]] == [2]
     after = torch.load(ckpt, weights_only=True)
     # it continued from the saved weights (two small steps away), not from a fresh initialisation
@@ -72,6 +72,23 @@ def test_resume_keeps_the_record_of_the_run_it_continues(tmp_path, trained):
     size = sum(float(before[k].norm() ** 2) for k in weights) ** 0.5
     assert 0 < moved < 0.05 * size
     assert not list(tmp_path.glob(".*partial"))
+
+
+def test_training_never_overwrites_the_configs_checkpoint_unless_asked(tmp_path, trained):
+    """Without --output the weights go to a new file beside model.checkpoint (a shipped model is
+    never overwritten); --resume still continues from model.checkpoint."""
+    import shutil
+
+    from efficientbioai.smlm.train import train_dilatedloc
+
+    ckpt = tmp_path / "shipped.pt"
+    shutil.copy(trained["model"]["checkpoint"], ckpt)
+    before = ckpt.read_bytes()
+    cfg = {**trained, "model": {**trained["model"], "checkpoint": str(ckpt)}}
+    cfg["train"] = {"steps": 1, "batch_size": 2, "validation_every": 1, "validation_frames": 4}
+    out = train_dilatedloc(write_config(tmp_path, cfg), resume=True)
+    assert out.parent == tmp_path and out.name.startswith("shipped_trained_") and out.is_file()
+    assert ckpt.read_bytes() == before
 
 
 def test_stack_checks():
