@@ -4,7 +4,7 @@ The output array is created when the first block arrives (its channels and dtype
 task's output), under the partial name. A TIFF is created uncompressed and contiguous and each
 block is written through a memory map opened for that block only (so written pages do not
 accumulate in the resident set); a zarr array gets one chunk per block. Blocks are written in
-order, so the journal only records how many are done.
+order; the journal records each block's place and a CRC-32 of its values, checked on resume.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from efficientbioai.errors import ConfigError
-from efficientbioai.runtime.sink import Sink, partial_path
+from efficientbioai.runtime.sink import Sink, crc32, partial_path
 
 
 class BlockSink(Sink):
@@ -40,15 +40,42 @@ class BlockSink(Sink):
         self.shape: tuple[int, ...] | None = None
         self.dtype: np.dtype | None = None
         self._memory: np.ndarray | None = None
+        self._blocks: list[list] = []  # per written block: [core as [start, stop] per axis, crc32 of its values]
 
     def _fresh(self) -> None:
-        self.shape, self.dtype, self._memory = None, None, None
+        self.shape, self.dtype, self._memory, self._blocks = None, None, None, []
 
-    def _restore(self, state: dict) -> None:
+    def _restore(self, state: dict) -> int:
+        """Keep the leading blocks whose values read back with the journal's CRC-32s."""
+        if not state.get("shape"):
+            return 0
         self.shape, self.dtype = tuple(state["shape"]), np.dtype(state["dtype"])
+        self._blocks = []
+        for core, crc in state.get("blocks", []):
+            where = (Ellipsis, *(slice(a, b) for a, b in core))
+            try:
+                values = self._read_partial(where)
+            except Exception:  # a truncated or corrupt partial file: nothing after this verifies
+                break
+            if crc32(np.ascontiguousarray(values, self.dtype).tobytes()) != crc:
+                break
+            self._blocks.append([core, crc])
+        return len(self._blocks)
+
+    def _read_partial(self, where: tuple) -> np.ndarray:
+        if self.format == "tiff":
+            import tifffile
+
+            mm = tifffile.memmap(partial_path(self.path), mode="r")
+            values = np.array(mm[where])
+            del mm
+            return values
+        return np.asarray(_zarr().open_array(str(partial_path(self.path)), mode="r")[where])
 
     def _state(self) -> dict:
-        return {"shape": list(self.shape or ()), "dtype": str(self.dtype)} if self.shape else {}
+        if not self.shape:
+            return {}
+        return {"shape": list(self.shape), "dtype": str(self.dtype), "blocks": self._blocks}
 
     def _create(self, result: np.ndarray) -> None:
         lead = result.shape[: result.ndim - len(self.spatial)]
@@ -68,6 +95,9 @@ class BlockSink(Sink):
         if self.shape is None:
             self._create(result)
         where = (Ellipsis, *chunk.core)
+        if self.format != "memory":
+            core = [[s.start, s.stop] for s in chunk.core]
+            self._blocks.append([core, crc32(np.ascontiguousarray(result, self.dtype).tobytes())])
         if self.format == "memory":
             self._memory[where] = result
         elif self.format == "tiff":

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from efficientbioai.runtime.sink import Sink, partial_path
+from efficientbioai.runtime.sink import Sink, crc32, partial_path
 from efficientbioai.smlm.io import THUNDERSTORM_HEADER, read_localizations
 
 #: Columns of a localization table in the runtime: frame, x, y, z, photons, uncertainty, score.
@@ -57,31 +57,46 @@ class CsvTableSink(Sink):
         self.rows = 0
         self.tables: list[np.ndarray] = []
         self._file = None
+        self._chunks: list[list[int]] = []  # per written chunk: [end byte, rows so far, crc32 of its bytes]
 
     def _fresh(self) -> None:
-        self.rows, self.tables = 0, []
+        self.rows, self.tables, self._chunks = 0, [], []
         if self.path is not None:
             self._file = open(partial_path(self.path), "wb")
             self._file.write(_csv_bytes([THUNDERSTORM_HEADER]))
             self._sync()
+            self._header = self._file.tell()
 
-    def _restore(self, state: dict) -> None:
+    def _restore(self, state: dict) -> int:
+        """Keep the leading chunks whose bytes match the journal's CRC-32s; truncate the rest."""
         part = partial_path(self.path)
-        os.truncate(part, int(state["bytes"]))  # drop rows of a chunk the journal never recorded
-        self.rows = int(state["rows"])
+        self._header, verified, end, rows = int(state["header"]), [], int(state["header"]), 0
+        with open(part, "rb") as f:
+            for chunk_end, chunk_rows, crc in state.get("chunks", []):
+                f.seek(end)
+                if chunk_end < end or crc32(f.read(chunk_end - end)) != crc or f.tell() != chunk_end:
+                    break
+                verified.append([chunk_end, chunk_rows, crc])
+                end, rows = chunk_end, chunk_rows
+        os.truncate(part, end)  # drop bytes of chunks the journal never recorded or that do not verify
+        self._chunks, self.rows = verified, rows
         self.tables = [_with_score(read_localizations(part))] if self.collect and self.rows else []
         self._file = open(part, "ab")
+        return len(verified)
 
     def _state(self) -> dict:
-        return {"bytes": self._file.tell(), "rows": self.rows}
+        return {"header": self._header, "bytes": self._file.tell(), "rows": self.rows, "chunks": self._chunks}
 
     def _write(self, chunk: Any, table: np.ndarray) -> None:
         if self.collect:
             self.tables.append(table)
-        if self._file is not None and len(table):
-            self._file.write(_row_bytes(table, self.rows + 1))
+        data = _row_bytes(table, self.rows + 1) if len(table) else b""
+        if self._file is not None:
+            self._file.write(data)
             self._sync()
         self.rows += len(table)
+        if self._file is not None:
+            self._chunks.append([self._file.tell(), self.rows, crc32(data)])
 
     def _sync(self) -> None:
         self._file.flush()

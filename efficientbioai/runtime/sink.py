@@ -2,9 +2,11 @@
 
 Every file sink writes ``.<name>.partial`` next to the final file and keeps a journal,
 ``.<name>.journal.json``, updated after each chunk is safely on disk (flushed and fsync'ed):
-which chunks are done and what the partial file looked like then. An interrupted run leaves
-both; ``resume`` continues after the last chunk the journal records (anything written after it
-is cut off), provided the input, the model and the chunking are unchanged (the fingerprint). The
+which chunks are done and what the partial file looked like then, with a CRC-32 per chunk. An
+interrupted run leaves both; ``resume`` checks the partial file against the journal, cuts back
+to the last chunk whose bytes still verify (a journal claiming more than the file holds is not
+trusted) and continues from there, provided the input, the model and the chunking are unchanged
+(the fingerprint). The
 final name only ever holds a complete output; the journal is removed with the rename, so an
 output folder holds only finished files once a run completes.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import zlib
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -47,6 +50,11 @@ class Journal:
         self.path.unlink(missing_ok=True)
 
 
+def crc32(data: bytes) -> int:
+    """The journal's per-chunk checksum."""
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
 def partial_path(final: Path) -> Path:
     """``folder/.name.partial`` for ``folder/name``."""
     return final.with_name(f".{final.name}.partial")
@@ -77,8 +85,21 @@ class Sink(ABC):
         state = self.journal.load() if resume else None
         if state is not None and self._has_partial():
             _same_run(state.get("fingerprint", {}), self.fingerprint, self.path)
-            self.done = int(state["done"])
-            self._restore(state)
+            claimed = int(state["done"])
+            self.done = self._restore(state)
+            if self.done < claimed:
+                log.warning(
+                    "%s: the journal records %d finished chunk(s) but only %d verify against the partial file; "
+                    "resuming after chunk %d",
+                    self.path,
+                    claimed,
+                    self.done,
+                    self.done,
+                )
+            if self.done == 0:
+                self._discard()
+                self._fresh()
+            self._save()
             log.info("resuming %s after chunk %d of %d", self.path, self.done, total)
             return self.done
         if resume:
@@ -133,8 +154,9 @@ class Sink(ABC):
         """Start an empty output."""
 
     @abstractmethod
-    def _restore(self, state: dict) -> None:
-        """Reopen the partial output as the journal recorded it."""
+    def _restore(self, state: dict) -> int:
+        """Reopen the partial output as the journal recorded it, cut back to the leading chunks
+        whose bytes verify against the journal's checksums; returns how many those are."""
 
     @abstractmethod
     def _write(self, chunk: Any, result: Any) -> None:

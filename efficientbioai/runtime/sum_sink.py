@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from efficientbioai.runtime.sink import Sink, partial_path
+from efficientbioai.runtime.sink import Sink, crc32, partial_path
 
 
 class SumSink(Sink):
@@ -55,11 +55,20 @@ class SumSink(Sink):
     def _fresh(self) -> None:
         self.acc = np.zeros(self.shape, np.float32)
 
-    def _restore(self, state: dict) -> None:
-        acc = np.load(self._partial(), allow_pickle=False)
-        if acc.shape != self.shape:
-            raise ValueError(f"{self._partial()}: accumulator {acc.shape} does not match {self.shape}")
+    def _restore(self, state: dict) -> int:
+        """The saved accumulator if its CRC-32 is the journal's; else nothing verifies (start over:
+        the accumulator holds only the latest sum, so there is no earlier chunk to cut back to)."""
+        try:
+            acc = np.load(self._partial(), allow_pickle=False)
+        except (OSError, ValueError):
+            return 0
+        if acc.shape != self.shape or crc32(acc.tobytes()) != state.get("crc"):
+            return 0
         self.acc = acc
+        return int(state["done"])
+
+    def _state(self) -> dict:
+        return {"crc": crc32(self.acc.tobytes())}
 
     def _write(self, chunk: Any, result: np.ndarray) -> None:
         if result.shape != self.shape:
