@@ -7,7 +7,9 @@ functions. Errors a user can fix print as one line (no traceback) and exit with 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +19,46 @@ log = logging.getLogger("efficientbioai")
 
 OUTPUT_HELP = "where to write the trained weights (default: a new file beside model.checkpoint, never over it)"
 TRUST_HELP = "run artefacts whose SHA-256 differs from manifest.json (with a warning) instead of refusing"
+
+
+#: What to do about an OS error a user can cause, by errno.
+_OS_HINTS = {
+    errno.EACCES: "no permission: choose a folder you can write, or fix its permissions",
+    errno.EPERM: "not permitted: choose a folder you can write, or fix its permissions",
+    errno.EROFS: "the file system is read-only: choose a writable folder (--exp_path / --output_dir)",
+    errno.ENOSPC: "the disk is full: free space or choose a folder on another disk",
+    errno.EDQUOT: "the disk quota is exceeded: free space or choose a folder on another disk",
+    errno.EFBIG: "the file is larger than this process may write (file-size limit, ulimit -f): raise the "
+    "limit or write to another file system",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
+    errno.EISDIR: "the path is a folder, not a file",
+    errno.ENOENT: "no such file or folder",
+}
+
+
+def user_message(exc: BaseException) -> str | None:
+    """One line for a failure the user can fix (None: a bug, shown as a traceback).
+
+    Our own errors carry their message; OS errors (permissions, read-only, disk full, a file
+    where a folder should be), undecodable text and failed allocations name the path and what to do.
+    """
+    if isinstance(exc, EfficientBioAIError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno in _OS_HINTS:
+        where = exc.filename or "a file this run writes"
+        return f"{where}: {exc.strerror or os.strerror(exc.errno)} — {_OS_HINTS[exc.errno]}"
+    if isinstance(exc, UnicodeDecodeError):
+        return (
+            f"a file is not text (byte {exc.start} cannot be read as {exc.encoding}): "
+            "--config must be a YAML file, not a binary"
+        )
+    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "allocate" in str(exc)):
+        first = str(exc).splitlines()[0][:200] if str(exc) else "out of memory"
+        return (
+            f"not enough memory ({first}); lower inference.tile, inference.batch_size or "
+            "report.latency.batch_size, or runtime.chunk_frames for streamed stacks"
+        )
+    return None
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -226,17 +268,20 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.verbose)
     try:
         return args.func(args)
-    except EfficientBioAIError as exc:
-        if args.verbose:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
+        resumable = args.command in ("infer", "stream")
         print(
-            "interrupted: nothing half-written was kept under a final name; finished chunks are kept for --resume",
+            "interrupted: nothing half-written was kept under a final name"
+            + ("; finished chunks are kept for --resume" if resumable else "; run the command again"),
             file=sys.stderr,
         )
         return 130
+    except Exception as exc:
+        message = user_message(exc)
+        if message is None or args.verbose:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -466,6 +466,8 @@ def load_config(path: PathLike) -> Config:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: is not a text file (not UTF-8); a config is a YAML file") from None
     return parse_config(data, path, base_dir=path.parent)
 
 

@@ -20,6 +20,7 @@ from efficientbioai.config import load_config
 from efficientbioai.engines.factory import create_engine
 from efficientbioai.errors import ArtefactError, InputError
 from efficientbioai.integrity import check_artefacts, variant_files
+from efficientbioai.locking import folder_lock
 from efficientbioai.manifest import artefact_size, library_versions, machine
 from efficientbioai.measure import EnergyMeter, measure_latency
 from efficientbioai.registry import TASKS
@@ -61,94 +62,96 @@ def run_inference(
     parser = create_parser(config)
     task: Task = TASKS.get(parser.task_name)(config, parser)
     out_dir = Path(output_dir or config.inference.output_dir or exp / "predictions")
-    samples = list(task.samples())
-    if not samples:
-        raise InputError("no images to run: set inference.input or data.evaluation")
-    # The fp32 reference always runs first, so every variant is scored against its outputs.
-    variants = [REFERENCE] + [v for v in (variants or config.variants()) if v != REFERENCE]
-    check_artefacts(exp, variant_files(config, variants), trust_modified)
-    lat_cfg, energy_cfg = config.report.latency, config.report.energy
-    example = task.example_batch(samples[0], lat_cfg.batch_size or config.inference.batch_size)
-    reference_outputs: list[np.ndarray] | None = None
-    rows = []
-    streamer = Streamer(config, resume)
-    try:
-        for variant in variants:
-            log.info("running %s", variant)
-            engine = create_engine(variant, config, parser)
-            latency = measure_latency(engine, example, lat_cfg.warmup, lat_cfg.runs)
-            write = config.report.write_outputs
-            folder = None
-            if write == "all" or (write == "deploy" and variant == config.deployed_variant):
-                folder = out_dir if write == "deploy" else out_dir / variant.replace(":", "_")
-            outputs = []
-            streamer.units, streamer.written, streamer.stats = 0.0, {}, []
-            with EnergyMeter(energy_cfg.country_iso_code, energy_cfg.enabled) as meter:
-                start = time.perf_counter()
-                for sample in tqdm(samples, desc=variant, leave=False):
-                    outputs.append(streamer.predict(task, engine, sample, variant, folder))
-                seconds = time.perf_counter() - start
-            units = streamer.units  # resumed runs count only the chunks run now
-            row = {
-                "variant": variant,
-                "engine": engine.describe(),
-                "latency": latency.as_dict(),
-                "units": units,
-                "seconds": seconds,
-                "units_per_s": units / seconds,
-                "energy_kwh": meter.kwh,
-                "energy_j_per_unit": meter.joules_per(units),
-                "energy_method": meter.method,
-                "artefact_bytes": artefact_size(config.artefact(variant)),
-                "parameters": _manifest(exp).get("variants", {}).get(variant, {}).get("parameters"),
-            }
-            with_gt = [(o, s.target) for o, s in zip(outputs, samples) if s.target is not None]
-            if with_gt:
-                row["vs_ground_truth"] = _mean([task.score(o, t) for o, t in with_gt])
-            if variant == REFERENCE:
-                reference_outputs = outputs
-            if reference_outputs is not None:
-                row["vs_fp32"] = _mean([task.score(o, r) for o, r in zip(outputs, reference_outputs)])
-            if streamer.stats:
-                row["stream"] = _stream_summary(streamer)
-            if folder is not None:  # streamed outputs are written already; the rest now
-                row["outputs"] = [
-                    str(streamer.written.get(s.name) or task.write(o, folder, s.name)) for o, s in zip(outputs, samples)
-                ]
-            if variant == config.deployed_variant:
-                row["extras"] = task.extras(outputs, samples, out_dir)
-            rows.append(row)
-            streamer.release()
-            del engine
-    finally:
-        streamer.close()
-    budget = accuracy_budget(config)
-    outside = mark_budget(rows, task.primary_metric, budget, REFERENCE) if budget is not None else []
-    if config.deployed_variant in outside:
-        log.warning(
-            "the deployed variant %s is outside the accuracy budget (%s drop > %g) on the evaluation data",
-            config.deployed_variant,
-            task.primary_metric,
-            budget,
-        )
-    manifest_model = _manifest_model(exp)
-    report = {
-        "experiment": str(exp),
-        "task": parser.task_name,
-        "primary_metric": task.primary_metric,
-        "report_metrics": list(task.report_metrics or (task.primary_metric,)),
-        "unit": task.unit,
-        "reference": REFERENCE,
-        "deployed": config.deployed_variant,
-        "model": manifest_model,
-        "machine": machine(),
-        "versions": library_versions(),
-        "variants": rows,
-        "pruning": _manifest(exp).get("pruning"),
-        "accuracy_budget": {"metric": task.primary_metric, "max_drop": budget, "outside": outside},
-    }
-    write_report(report, exp)
-    return report
+    with folder_lock(out_dir, "--output_dir"):
+        samples = list(task.samples())
+        if not samples:
+            raise InputError("no images to run: set inference.input or data.evaluation")
+        # The fp32 reference always runs first, so every variant is scored against its outputs.
+        variants = [REFERENCE] + [v for v in (variants or config.variants()) if v != REFERENCE]
+        check_artefacts(exp, variant_files(config, variants), trust_modified)
+        lat_cfg, energy_cfg = config.report.latency, config.report.energy
+        example = task.example_batch(samples[0], lat_cfg.batch_size or config.inference.batch_size)
+        reference_outputs: list[np.ndarray] | None = None
+        rows = []
+        streamer = Streamer(config, resume)
+        try:
+            for variant in variants:
+                log.info("running %s", variant)
+                engine = create_engine(variant, config, parser)
+                latency = measure_latency(engine, example, lat_cfg.warmup, lat_cfg.runs)
+                write = config.report.write_outputs
+                folder = None
+                if write == "all" or (write == "deploy" and variant == config.deployed_variant):
+                    folder = out_dir if write == "deploy" else out_dir / variant.replace(":", "_")
+                outputs = []
+                streamer.units, streamer.written, streamer.stats = 0.0, {}, []
+                with EnergyMeter(energy_cfg.country_iso_code, energy_cfg.enabled) as meter:
+                    start = time.perf_counter()
+                    for sample in tqdm(samples, desc=variant, leave=False):
+                        outputs.append(streamer.predict(task, engine, sample, variant, folder))
+                    seconds = time.perf_counter() - start
+                units = streamer.units  # resumed runs count only the chunks run now
+                row = {
+                    "variant": variant,
+                    "engine": engine.describe(),
+                    "latency": latency.as_dict(),
+                    "units": units,
+                    "seconds": seconds,
+                    "units_per_s": units / seconds,
+                    "energy_kwh": meter.kwh,
+                    "energy_j_per_unit": meter.joules_per(units),
+                    "energy_method": meter.method,
+                    "artefact_bytes": artefact_size(config.artefact(variant)),
+                    "parameters": _manifest(exp).get("variants", {}).get(variant, {}).get("parameters"),
+                }
+                with_gt = [(o, s.target) for o, s in zip(outputs, samples) if s.target is not None]
+                if with_gt:
+                    row["vs_ground_truth"] = _mean([task.score(o, t) for o, t in with_gt])
+                if variant == REFERENCE:
+                    reference_outputs = outputs
+                if reference_outputs is not None:
+                    row["vs_fp32"] = _mean([task.score(o, r) for o, r in zip(outputs, reference_outputs)])
+                if streamer.stats:
+                    row["stream"] = _stream_summary(streamer)
+                if folder is not None:  # streamed outputs are written already; the rest now
+                    row["outputs"] = [
+                        str(streamer.written.get(s.name) or task.write(o, folder, s.name))
+                        for o, s in zip(outputs, samples)
+                    ]
+                if variant == config.deployed_variant:
+                    row["extras"] = task.extras(outputs, samples, out_dir)
+                rows.append(row)
+                streamer.release()
+                del engine
+        finally:
+            streamer.close()
+        budget = accuracy_budget(config)
+        outside = mark_budget(rows, task.primary_metric, budget, REFERENCE) if budget is not None else []
+        if config.deployed_variant in outside:
+            log.warning(
+                "the deployed variant %s is outside the accuracy budget (%s drop > %g) on the evaluation data",
+                config.deployed_variant,
+                task.primary_metric,
+                budget,
+            )
+        manifest_model = _manifest_model(exp)
+        report = {
+            "experiment": str(exp),
+            "task": parser.task_name,
+            "primary_metric": task.primary_metric,
+            "report_metrics": list(task.report_metrics or (task.primary_metric,)),
+            "unit": task.unit,
+            "reference": REFERENCE,
+            "deployed": config.deployed_variant,
+            "model": manifest_model,
+            "machine": machine(),
+            "versions": library_versions(),
+            "variants": rows,
+            "pruning": _manifest(exp).get("pruning"),
+            "accuracy_budget": {"metric": task.primary_metric, "max_drop": budget, "outside": outside},
+        }
+        write_report(report, exp)
+        return report
 
 
 def _stream_summary(streamer: Streamer) -> dict:

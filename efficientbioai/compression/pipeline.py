@@ -28,6 +28,7 @@ from efficientbioai.compression.pruned_checkpoint import save_pruned
 from efficientbioai.compression.quantizer import Validation
 from efficientbioai.config import Config, load_config, split_variant
 from efficientbioai.errors import ConfigError, InputError
+from efficientbioai.locking import folder_lock
 from efficientbioai.manifest import (
     artefact_files,
     artefact_size,
@@ -67,14 +68,43 @@ class _Steps:
         self.done.append({"step": name, "seconds": round(time.perf_counter() - start, 2), **info})
 
 
-def _staging_dir(exp_path: Path, overwrite: bool) -> Path:
-    if exp_path.exists() and not overwrite:
-        raise InputError(f"{exp_path} exists; choose another --exp_path or pass --overwrite")
+def _staging_dir(exp_path: Path, overwrite: bool, reads: list[Path]) -> Path:
+    _check_replaceable(exp_path, overwrite, reads)
     staging = exp_path.parent / f".{exp_path.name}.partial"
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     return staging
+
+
+def _check_replaceable(exp_path: Path, overwrite: bool, reads: list[Path]) -> None:
+    """``--overwrite`` replaces only an experiment (a folder with ``manifest.json``, or an empty
+    one), and never one holding a file this run reads (config, checkpoint, data)."""
+    if exp_path.is_file():
+        raise InputError(f"--exp_path {exp_path} is a file; give a folder to write the experiment into")
+    if not exp_path.exists():
+        return
+    if not overwrite:
+        raise InputError(f"{exp_path} exists; choose another --exp_path or pass --overwrite")
+    held = [p for p in reads if p.resolve().is_relative_to(exp_path.resolve())]
+    if held:
+        raise InputError(
+            f"--overwrite refused: {exp_path} holds {held[0]}, which this run reads; "
+            "move it out of the folder or choose another --exp_path"
+        )
+    if any(exp_path.iterdir()) and not (exp_path / "manifest.json").is_file():
+        raise InputError(
+            f"--overwrite refused: {exp_path} is not an experiment (no manifest.json) and is not empty; "
+            "--overwrite only replaces a folder compress wrote. Choose a new or empty --exp_path"
+        )
+
+
+def _inputs_read(config_path: Path, config: Config) -> list[Path]:
+    """Files and folders this compress run reads: none of them may be deleted by --overwrite."""
+    splits = (config.data.calibration, config.data.validation, config.data.evaluation)
+    paths = [config_path, config.model.checkpoint, config.inference.input, config.inference.target]
+    paths += [p for s in splits for p in (s.inputs, s.targets)]
+    return [Path(p) for p in paths if p is not None and "*" not in str(p)]
 
 
 def _publish(staging: Path, exp_path: Path) -> None:
@@ -159,12 +189,19 @@ def compress(
     ``data.calibration`` by ``{source: files, inputs: calibration}``, keeping ``num_samples``.
     """
     config_path, exp_path = Path(config_path), Path(exp_path).resolve()
+    with folder_lock(exp_path, "--exp_path"):
+        return _compress(config_path, exp_path, overwrite, calibration)
+
+
+def _compress(config_path: Path, exp_path: Path, overwrite: bool, calibration: str | Path | None) -> Path:
     config = load_config(config_path)
     if calibration is not None:
         list_images(calibration)  # fail now, not after loading and exporting the model
         config.data.calibration = config.data.calibration.model_copy(
             update={"source": "files", "inputs": Path(calibration).resolve()}
         )
+    reads = _inputs_read(config_path, config)
+    _check_replaceable(exp_path, overwrite, reads)  # before any work
     calibration_warning = synthetic_calibration_warning(config)
     if calibration_warning:
         log.warning(calibration_warning)
@@ -177,7 +214,7 @@ def compress(
     if config.prune.enabled:
         with steps.step("prune and fine-tune", importance=config.prune.importance, ratio=config.prune.ratio):
             pruned, pruning = prune_and_fine_tune(model, parser, config.prune, example)
-    staging = _staging_dir(exp_path, overwrite)
+    staging = _staging_dir(exp_path, overwrite, reads)
     try:
         _run(config, parser, model, example, staging, steps, config_path, exp_path, pruned, pruning)
         _publish(staging, exp_path)

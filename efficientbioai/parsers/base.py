@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -69,6 +70,11 @@ class BaseParser(ABC):
         model = self.build_model()
         ckpt = self.config.model.checkpoint
         if ckpt is not None:
+            if not Path(ckpt).is_file():
+                raise InputError(
+                    f"model.checkpoint: {ckpt} not found (relative paths resolve against the config's folder, "
+                    f"{self.config.source_dir or Path.cwd()}); fix the path in the config"
+                )
             load_state_dict(model, ckpt)
         return model.eval()
 

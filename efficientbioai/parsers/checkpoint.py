@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import time
 import zipfile
 from pathlib import Path
@@ -123,11 +124,25 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
+        if "weights_only" in str(exc) or isinstance(exc, pickle.UnpicklingError):
+            raise InputError(
+                f"{path}: holds pickled Python objects besides tensors; loading it would run code from "
+                "the file, which this tool never does (torch.load(weights_only=True)). Where you trust the "
+                "file, save its weights alone: torch.save(torch.load(path, weights_only=False)"
+                ".state_dict(), 'weights.pt') (or ...['state_dict'] for a training checkpoint)"
+            ) from None
         raise InputError(
-            f"{path}: cannot load as a weights-only checkpoint ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:300]}). Save it with torch.save(model.state_dict(), path)."
+            f"{path}: cannot be read as a PyTorch checkpoint ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200]}); save the weights with torch.save(model.state_dict(), path)"
         ) from None
-    return _strip_wrapper_prefixes(_network_state(data, path))
+    state = _strip_wrapper_prefixes(_network_state(data, path))
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise InputError(
+            f"{path}: {len(bad)} tensor(s) hold NaN or Inf ({', '.join(bad[:4])}{', ...' if len(bad) > 4 else ''}); "
+            "the training diverged or the file is damaged: use an earlier checkpoint"
+        )
+    return state
 
 
 def load_state_dict(model: nn.Module, path: str | Path, state: dict[str, torch.Tensor] | None = None) -> nn.Module:

@@ -198,6 +198,7 @@ def stream_input(
     from efficientbioai.config import load_config
     from efficientbioai.engines.factory import create_engine
     from efficientbioai.integrity import check_artefacts, variant_files
+    from efficientbioai.locking import folder_lock
     from efficientbioai.registry import TASKS
     from efficientbioai.runtime.sources import open_frames
     from efficientbioai.tasks.base import Task
@@ -216,13 +217,14 @@ def stream_input(
     folder = Path(output_dir or config.inference.output_dir or deploy.parent.resolve() / "predictions")
     streamer = Streamer(config, resume)
     done = []
-    try:
-        engine = None if streamer.settings.cluster else create_engine(variant, config, parser)
-        for path in paths:
-            with assumed(MOVIE_READING if movies else IMAGE_READING):
-                sample = Sample(path.stem, open_frames(path))
-                streamer.predict(task, engine, sample, variant, folder, collect=False)
-            done.append((streamer.written[sample.name], streamer.stats[-1]))
-    finally:
-        streamer.close()
+    with folder_lock(folder, "--output_dir"):
+        try:
+            engine = None if streamer.settings.cluster else create_engine(variant, config, parser)
+            for path in paths:
+                with assumed(MOVIE_READING if movies else IMAGE_READING):
+                    sample = Sample(path.stem, open_frames(path))
+                    streamer.predict(task, engine, sample, variant, folder, collect=False)
+                done.append((streamer.written[sample.name], streamer.stats[-1]))
+        finally:
+            streamer.close()
     return done
