@@ -22,3 +22,33 @@ def test_train_denoiser_refuses_a_localizer_and_writes_nothing(tmp_path, capsys)
     assert main(["train-denoiser", "--config", str(tmp_path / "c.yaml"), "--steps", "1"]) == 2
     assert "is a localize model; nothing was written" in capsys.readouterr().err
     assert not (tmp_path / "would_be_overwritten.pt").exists()
+
+
+def test_every_trainer_refuses_another_familys_config(tmp_path):
+    import pytest
+
+    from efficientbioai.cellpose.train import train_cellpose
+    from efficientbioai.deepstorm.train import train_deepstorm
+    from efficientbioai.errors import ConfigError
+    from efficientbioai.smlm.train import train_dilatedloc
+
+    data = yaml.safe_load((CONFIGS / "monai_unet_denoise2d.yaml").read_text())
+    data["model"]["checkpoint"] = str(tmp_path / "x.pt")
+    data["simulation"] = {}  # the SMLM trainers need it before they look at the model
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
+    for trainer in (train_cellpose, train_deepstorm, train_dilatedloc):
+        with pytest.raises(ConfigError, match="nothing was trained"):
+            trainer(tmp_path / "c.yaml", output=tmp_path / "out.pt")
+    assert not (tmp_path / "out.pt").exists()
+
+
+def test_failed_allocations_read_as_one_line():
+    from efficientbioai.cli import user_message
+
+    torch_oom = RuntimeError(
+        "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: "
+        "you tried to allocate 42949672960 bytes."
+    )
+    assert "lower inference.tile" in user_message(torch_oom) and "42949672960" in user_message(torch_oom)
+    assert "lower inference.tile" in user_message(MemoryError())
+    assert user_message(RuntimeError("a bug in our code")) is None  # real bugs keep their traceback

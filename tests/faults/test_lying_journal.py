@@ -55,3 +55,24 @@ def test_a_journal_of_a_longer_run_is_not_believed(tmp_path):
     out, pipe = _run(FramesJob(40, chunk=4), [Doubler()], tmp_path, resume=True)
     assert pipe.stats.resumed_chunks == 3 and pipe.stats.units == 40 - 12
     np.testing.assert_array_equal(read_localizations(tmp_path / "frames.csv"), expected(40)[:, :6])
+
+
+def test_a_sum_accumulator_that_does_not_match_its_journal_starts_over(tmp_path):
+    """Deep-STORM's accumulator holds only the latest sum: if it fails its CRC there is no
+    earlier chunk to cut back to, so the run starts again rather than double-count frames."""
+    from efficientbioai.runtime.chunks import plan_frames
+    from efficientbioai.runtime.sum_sink import SumSink
+
+    def sink():
+        return SumSink(tmp_path / "sr.tif", (4, 4), finish=lambda a: a)
+
+    chunks = plan_frames(12, 4)
+    first = sink()
+    first.start({"run": 1}, False, 3)
+    for c in chunks[:2]:
+        first.write(c, np.ones((4, 4), np.float32))
+    first.close()
+    acc = first._partial()
+    np.save(acc, np.full((4, 4), 7, np.float32))  # a sum the journal never recorded
+    again = sink()
+    assert again.start({"run": 1}, True, 3) == 0 and float(again.acc.sum()) == 0.0
