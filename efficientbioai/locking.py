@@ -5,7 +5,9 @@ The lock is ``fcntl.flock`` on ``.<folder>.lock`` beside the folder, holding the
 command and start time of its holder. The kernel releases it when the holder exits, however it
 exits (Ctrl-C, kill -9, a crash), so a stale lock file never blocks anyone: only a live holder
 does. A second run gets an :class:`~efficientbioai.errors.InputError` naming the holder.
-The lock file itself is left in place (removing it would let two runs lock two different files).
+The holder removes the lock file before it lets go; a run that locked a file which was removed
+meanwhile (its inode no longer the one at the path) tries again, so two runs never hold locks
+on two different files.
 """
 
 from __future__ import annotations
@@ -32,21 +34,8 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
     """Hold the exclusive lock of ``folder`` (which need not exist yet) inside the block."""
     folder = Path(folder).absolute()
     path = lock_path(folder)
+    fd = _acquire(folder, path, what)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except (FileExistsError, NotADirectoryError):
-        raise InputError(f"{folder}: a part of this path is a file, not a folder; choose another path") from None
-    except OSError as exc:
-        raise InputError(f"cannot lock {folder} for writing ({exc.strerror}: {path}); choose another folder") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise InputError(
-                f"{folder} is being written by another run ({_holder(fd)}); wait for it to finish "
-                f"or choose another folder for {what}"
-            ) from None
         holder = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -57,7 +46,39 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
         os.pwrite(fd, json.dumps(holder).encode(), 0)
         yield
     finally:
+        try:
+            path.unlink(missing_ok=True)  # while still locked: a waiting run then retries on a new file
+        except OSError:
+            pass
         os.close(fd)  # releases the lock
+
+
+def _acquire(folder: Path, path: Path, what: str) -> int:
+    while True:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except (FileExistsError, NotADirectoryError):
+            raise InputError(f"{folder}: a part of this path is a file, not a folder; choose another path") from None
+        except OSError as exc:
+            raise InputError(
+                f"cannot lock {folder} for writing ({exc.strerror}: {path}); choose another folder"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise InputError(
+                f"{folder} is being written by another run ({holder}); wait for it to finish "
+                f"or choose another folder for {what}"
+            ) from None
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder removed this file as we locked it: lock the new one
 
 
 def _holder(fd: int) -> str:

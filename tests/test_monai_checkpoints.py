@@ -122,10 +122,13 @@ BAD = {
     ),
     "whole module pickled": (
         lambda net, opt, path: torch.save(net, path),
-        r"cannot load as a weights-only checkpoint.*torch\.save\(model\.state_dict\(\), path\)",
+        r"would run code from the file.*torch\.load\(path, weights_only=False\)\.state_dict\(\)",
     ),
     "a list": (lambda net, opt, path: torch.save([net.state_dict()], path), r"holds a list, not a state_dict"),
-    "not a checkpoint": (lambda net, opt, path: path.write_bytes(b"not torch"), r"cannot load as a weights-only"),
+    "not a checkpoint": (
+        lambda net, opt, path: path.write_bytes(b"not torch"),
+        r"cannot be read as a weights-only PyTorch checkpoint.*torch\.save\(model\.state_dict\(\), path\)",
+    ),
     "other architecture": (
         lambda net, opt, path: save_state(_net("BasicUNet" if isinstance(net, nets.UNet) else "UNet"), path),
         r"does not match the architecture.*missing.*unexpected.*Check model\.params",

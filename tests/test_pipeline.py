@@ -95,7 +95,7 @@ def test_cli_prints_clear_errors(tmp_path):
     cmd = [sys.executable, "efficientbioai/compress.py", "--config", str(bad), "--exp_path", str(tmp_path / "e")]
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 2
-    assert "error: checkpoint not found" in res.stderr and "Traceback" not in res.stderr
+    assert "error: model.checkpoint:" in res.stderr and "Traceback" not in res.stderr
     res = subprocess.run(
         [sys.executable, "efficientbioai/inference.py", "--config", str(bad)], capture_output=True, text=True
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import time
 import zipfile
 from pathlib import Path
@@ -124,7 +123,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        if "weights_only" in str(exc) or isinstance(exc, pickle.UnpicklingError):
+        if "Unsupported global" in str(exc):  # torch's weights-only unpickler met a Python object
             raise InputError(
                 f"{path}: holds pickled Python objects besides tensors; loading it would run code from "
                 "the file, which this tool never does (torch.load(weights_only=True)). Where you trust the "
@@ -132,8 +131,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 ".state_dict(), 'weights.pt') (or ...['state_dict'] for a training checkpoint)"
             ) from None
         raise InputError(
-            f"{path}: cannot be read as a PyTorch checkpoint ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:200]}); save the weights with torch.save(model.state_dict(), path)"
+            f"{path}: cannot be read as a weights-only PyTorch checkpoint ({type(exc).__name__}); is it a "
+            "checkpoint? Save the weights with torch.save(model.state_dict(), path)"
         ) from None
     state = _strip_wrapper_prefixes(_network_state(data, path))
     bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]

@@ -46,7 +46,7 @@ def test_a_lock_left_by_a_killed_run_does_not_block(tiny_experiment, tmp_path, c
     code = f"import sys, os; sys.path.insert(0, {str(ROOT)!r}); from efficientbioai.locking import folder_lock\n"
     code += f"with folder_lock({str(out)!r}, 'x'): os.kill(os.getpid(), 9)"
     subprocess.run([sys.executable, "-c", code], check=False)  # SIGKILL while holding the lock
-    assert (tmp_path / ".out.lock").is_file()
+    assert (tmp_path / ".out.lock").is_file()  # left by the killed holder, unlocked by the kernel
     image = tmp_path / "img.npy"
     np.save(image, np.ones((64, 64), np.float32))
     args = ["stream", "--config", str(exp / "deploy.yaml"), "--input", str(image), "--output_dir", str(out)]
