@@ -174,6 +174,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_camera(args: argparse.Namespace) -> int:
+    import yaml
+
+    from efficientbioai.runtime.sources import open_frames
+    from efficientbioai.smlm.camera_estimate import MAX_FRAMES, estimate_camera
+
+    def frames(path: str):
+        source = open_frames(path)
+        return source.read(0, min(len(source), MAX_FRAMES)) if source.ndim == 3 else source[None]
+
+    dark = frames(args.dark) if args.dark else None
+    est = estimate_camera(frames(args.input), dark, emccd=args.em_gain is not None)
+    kind = f"EMCCD (EM gain {args.em_gain:g}, excess noise 2)" if args.em_gain else "sCMOS/CCD"
+    print(f"{args.input}: {est.frames} frames, {est.levels} background levels, {kind}")
+    print(
+        f"  offset           {est.offset:10.2f} ± {est.offset_sd:.2f} ADU" + (" (dark frames)" if est.from_dark else "")
+    )
+    print(f"  ADU per electron {est.adu_per_electron:10.4f} ± {est.adu_per_electron_sd:.4f}")
+    if est.read_sigma_adu is not None:
+        print(f"  read noise       {est.read_sigma_adu:10.2f} ADU rms")
+    block = {"acquisition": est.acquisition(args.em_gain, args.qe)}
+    text = yaml.safe_dump(block, sort_keys=False)
+    if args.output:
+        Path(args.output).write_text(f"# efficientbioai camera --input {args.input}\n{text}")
+        print(f"written to {args.output}: add it to the deploy.yaml (or config) of your SMLM model")
+    else:
+        print(text, end="")
+    return 0
+
+
 def cmd_prune_sweep(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -243,6 +273,16 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue from model.checkpoint")
     tr.add_argument("--output", help=OUTPUT_HELP)
     tr.set_defaults(func=cmd_train)
+
+    cam = sub.add_parser(
+        "camera", parents=[common], help="estimate an SMLM camera's offset and gain from a stack (photon transfer)"
+    )
+    cam.add_argument("--input", required=True, help="raw frames: TIFF, .npy, zarr or a folder of frames")
+    cam.add_argument("--dark", help="dark frames (shutter closed): offset and read noise from them")
+    cam.add_argument("--em-gain", type=float, help="the EMCCD's EM gain setting (omit for sCMOS/CCD)")
+    cam.add_argument("--qe", type=float, default=1.0, help="quantum efficiency at the emission wavelength")
+    cam.add_argument("--output", help="write the acquisition block to this YAML file")
+    cam.set_defaults(func=cmd_camera)
 
     sw = sub.add_parser("prune-sweep", parents=[common], help="accuracy, latency and size for pruning ratios 0 → 0.7")
     sw.add_argument("--config", required=True, help="the compress config (model, data, prune sections)")

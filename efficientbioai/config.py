@@ -25,6 +25,7 @@ from efficientbioai.deepstorm.settings import DeepSTORMSection
 from efficientbioai.errors import ConfigError
 from efficientbioai.runtime.settings import RuntimeSection
 from efficientbioai.section import Section
+from efficientbioai.smlm.acquisition import AcquisitionSection
 from efficientbioai.smlm.settings import SimulationSection, TrainSection
 
 PathLike = str | Path
@@ -336,6 +337,9 @@ class Config(Section):
     report: ReportSection = Field(default_factory=ReportSection)
     runtime: RuntimeSection = Field(default_factory=RuntimeSection, description="streaming: chunks, workers, Dask")
     simulation: SimulationSection | None = Field(None, description="SMLM microscope and sample model")
+    acquisition: AcquisitionSection | None = Field(
+        None, description="SMLM: the camera of the data analysed (frames are converted to the training camera's units)"
+    )
     train: TrainSection | None = Field(None, description="training settings for `efficientbioai train`")
     deepstorm: DeepSTORMSection | None = Field(None, description="Deep-STORM patches, targets, loss and test sample")
     cellpose: CellposeSection | None = Field(None, description="cellpose evaluation and training settings")

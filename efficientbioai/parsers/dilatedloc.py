@@ -89,8 +89,10 @@ class DilatedLocParser(BaseParser):
 
         spec = self.config.data.calibration
         if spec.source == "files":
-            tile = tuple(self.config.inference.tile)
-            yield from movie_calibration(spec, tile, self.in_channels, SEEDS["calibration"])
+            from efficientbioai.smlm.acquisition import camera_conversion
+
+            tile, convert = tuple(self.config.inference.tile), camera_conversion(self.config)
+            yield from movie_calibration(spec, tile, self.in_channels, SEEDS["calibration"], convert)
             return
 
         sim = self._simulation().model_copy(update={"frame_shape": list(self.config.inference.tile)})

@@ -17,8 +17,11 @@ from efficientbioai.config import SplitSection
 from efficientbioai.errors import InputError
 
 
-def movie_calibration(spec: SplitSection, tile: tuple[int, int], channels: int, seed: int) -> Iterator[np.ndarray]:
-    """``spec.num_samples`` float32 arrays ``(1, channels, *tile)`` cut from the user's movies."""
+def movie_calibration(
+    spec: SplitSection, tile: tuple[int, int], channels: int, seed: int, convert=None
+) -> Iterator[np.ndarray]:
+    """``spec.num_samples`` float32 arrays ``(1, channels, *tile)`` cut from the user's movies;
+    ``convert`` (e.g. the acquisition camera's conversion) is applied to whole frames first."""
     from efficientbioai.runtime.sources import open_frames
     from efficientbioai.tasks.inputs import MOVIE_READING, assumed, movie_inputs
 
@@ -42,7 +45,7 @@ def movie_calibration(spec: SplitSection, tile: tuple[int, int], channels: int, 
         lo, hi = max(0, k - half), min(len(movie), k + half + 1)
         window = np.asarray(movie[lo:hi], np.float32)
         idx = np.clip(np.arange(k - half, k + half + 1), lo, hi - 1) - lo  # edge frames repeated
-        window = window[idx]
+        window = window[idx] if convert is None else convert(window[idx])
         pad = [(0, 0)] + [(0, max(0, t - s)) for t, s in zip(tile, window.shape[1:])]
         window = np.pad(window, pad, mode="edge")
         r, c = (int(rng.integers(0, s - t + 1)) for s, t in zip(window.shape[1:], tile))

@@ -84,26 +84,32 @@ def simulate_blinking_stack(sim: SimulationSection, n_frames: int, seed: int) ->
 
 
 def simulate_batch(
-    sim: SimulationSection, batch: int, seed: int, frames: int = 1
+    sim: SimulationSection, batch: int, seed: int, frames: int = 1, cameras: list | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``frames (B, F, H, W)`` in ADU, ``truth (B, M, 4)`` (x, y in px; z nm; photons), ``mask (B, M)``.
 
     Density, background and per-emitter values are drawn per sample from the configured ranges.
     With ``frames = 3`` each sample is three consecutive frames of blinking emitters and the truth
-    is the middle frame's (DilatedLoc's temporal context).
+    is the middle frame's (DilatedLoc's temporal context). With ``cameras`` (a list of
+    :class:`~efficientbioai.smlm.camera.Camera`) the same emitters are recorded by each camera,
+    with noise of its own, and ``frames`` is ``(K, B, F, H, W)``: the camera experiments.
     """
     rng = np.random.default_rng(seed)
-    psf, camera = sim.psf.build(), sim.camera.build()
+    psf = sim.psf.build()
+    recorders = cameras or [sim.camera.build()]
+    noise = [np.random.default_rng([seed, k + 1]) for k in range(len(recorders))] if cameras else [rng]
     shape = tuple(sim.frame_shape)
-    out = np.empty((batch, frames, *shape), np.float32)
+    out = np.empty((len(recorders), batch, frames, *shape), np.float32)
     emitters = []
     for b in range(batch):
         window = _blinking_window(sim, frames, rng)
         background = rng.uniform(*sim.background)
         for f, em in enumerate(window):
             expected = psf.render(em[:, :3], em[:, 3], shape, sim.pixel_size) + background
-            out[b, f] = camera.forward(expected, rng)
+            for k, camera in enumerate(recorders):
+                out[k, b, f] = camera.forward(expected, noise[k])
         emitters.append(window[frames // 2])
+    out = out if cameras else out[0]
     m = max(1, max(len(e) for e in emitters))
     truth = np.zeros((batch, m, 4), np.float32)
     mask = np.zeros((batch, m), bool)

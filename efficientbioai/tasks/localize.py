@@ -8,6 +8,7 @@ is built on the host. Scores follow the SMLM challenge (:mod:`efficientbioai.sml
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from efficientbioai.engines.base import BaseInfer
 from efficientbioai.errors import ConfigError, InputError
 from efficientbioai.parsers.base import Sample
 from efficientbioai.registry import register_task
+from efficientbioai.smlm.acquisition import camera_conversion
 from efficientbioai.smlm.io import write_thunderstorm
 from efficientbioai.smlm.metrics import score_localizations
 from efficientbioai.smlm.postprocess import dense_to_table, is_dense
@@ -103,8 +105,15 @@ class LocalizationTask(Task):
         idx = np.arange(batch_size) % len(stack)
         return np.ascontiguousarray(np.concatenate([self._windows(stack, i, i + 1) for i in idx]))
 
+    @cached_property
+    def conversion(self):
+        """Acquisition camera ADU → training camera ADU (``acquisition`` section), or None."""
+        return camera_conversion(self.config)
+
     def predict(self, engine: BaseInfer, sample: Sample) -> np.ndarray:
         stack = check_stack(sample.image, sample.name)
+        if self.conversion is not None:
+            stack = self.conversion(stack)
         t, h, w = stack.shape
         pad = ((0, 0), (0, h % 2), (0, w % 2))  # one 2× pooling inside the network
         stack = np.pad(stack, pad, mode="edge") if any(p[1] for p in pad) else stack

@@ -134,6 +134,7 @@ class LocalizeJob(StreamJob):
         else:
             self.tiles = None
         self.field = (h, w)
+        self.conversion = task.conversion
         self._post: dict[str, SpatialIntegration] = {}
         self._lock = threading.Lock()
 
@@ -142,7 +143,8 @@ class LocalizeJob(StreamJob):
         return plan_frames(len(self.source), self.chunk_frames, self.channels // 2)
 
     def load(self, chunk: Chunk) -> np.ndarray:
-        return self.source.read(chunk.read_start, chunk.read_stop)
+        frames = self.source.read(chunk.read_start, chunk.read_stop)
+        return self.conversion(frames) if self.conversion is not None else frames
 
     def units(self, chunk: Chunk) -> int:
         return chunk.frames
@@ -213,6 +215,7 @@ class LocalizeJob(StreamJob):
             "field_tile": rt.field_tile if self.tiles else None,
             "field_margin": rt.field_margin if self.tiles else None,
             "pixel_size": self.pixel_size,
+            "acquisition": self.conversion.describe() if self.conversion is not None else None,
         }
 
     def __getstate__(self) -> dict:
