@@ -58,3 +58,14 @@ def test_hashes_are_cached_by_size_and_time(tiny_experiment, tmp_path, capsys):
     assert _stream(exp, tmp_path, capsys)[0] == 0
     cache = json.loads((exp / CACHE).read_text())
     assert any(k.endswith("model_int8.bin") for k in cache)  # the deployed OpenVINO int8 IR and its weights
+
+
+def test_tampered_onnx_is_refused_by_infer(tiny_experiment, tmp_path, capsys):
+    exp = experiment_copy(tiny_experiment, tmp_path)
+    onnx = exp / "model_int8.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[-100] ^= 0xFF  # one byte of the weights, same size
+    onnx.write_bytes(bytes(data))
+    assert main(["infer", "--config", str(exp / "deploy.yaml")]) == 2
+    assert "model_int8.onnx: differs from the SHA-256 compress recorded" in capsys.readouterr().err
+    assert not (exp / "report.json").exists()
