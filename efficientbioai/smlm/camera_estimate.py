@@ -121,9 +121,13 @@ def estimate_camera(
     >>> from efficientbioai.smlm.camera import SCMOS
     >>> rng = np.random.default_rng(0)
     >>> photons = np.linspace(5, 100, 64)[None, None, :] * np.ones((200, 64, 64))
-    >>> est = estimate_camera(SCMOS.forward(photons, rng))
-    >>> round(est.adu_per_electron, 1), round(est.offset)   # the truth: 2.0 ADU/e⁻, offset 100
-    (2.0, 100)
+    >>> movie = SCMOS.forward(photons, rng)                  # the truth: 2.0 ADU/e⁻, offset 100
+    >>> est = estimate_camera(movie)                        # read noise (3 ADU) neglected: offset low
+    >>> abs(est.adu_per_electron - 2.0) < 0.1, 90 < est.offset < 100
+    (True, True)
+    >>> est = estimate_camera(movie, dark=SCMOS.forward(np.zeros((20, 64, 64)), rng))
+    >>> abs(est.adu_per_electron - 2.0) < 0.1, abs(est.offset - 99.5) < 0.5   # 99.5: the ADC floors
+    (True, True)
     """
     stack = np.asarray(stack, np.float64)
     if stack.ndim != 3 or len(stack) < 20:
