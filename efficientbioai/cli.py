@@ -40,18 +40,13 @@ def user_message(exc: BaseException) -> str | None:
     """One line for a failure the user can fix (None: a bug, shown as a traceback).
 
     Our own errors carry their message; OS errors (permissions, read-only, disk full, a file
-    where a folder should be), undecodable text and failed allocations name the path and what to do.
+    where a folder should be) and failed allocations name the path and what to do.
     """
     if isinstance(exc, EfficientBioAIError):
         return str(exc)
     if isinstance(exc, OSError) and exc.errno in _OS_HINTS:
         where = exc.filename or "a file this run writes"
         return f"{where}: {exc.strerror or os.strerror(exc.errno)} — {_OS_HINTS[exc.errno]}"
-    if isinstance(exc, UnicodeDecodeError):
-        return (
-            f"a file is not text (byte {exc.start} cannot be read as {exc.encoding}): "
-            "--config must be a YAML file, not a binary"
-        )
     if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "allocate" in str(exc)):
         first = str(exc).splitlines()[0][:200] if str(exc) else "out of memory"
         return (

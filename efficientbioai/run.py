@@ -62,13 +62,13 @@ def run_inference(
     parser = create_parser(config)
     task: Task = TASKS.get(parser.task_name)(config, parser)
     out_dir = Path(output_dir or config.inference.output_dir or exp / "predictions")
+    # The fp32 reference always runs first, so every variant is scored against its outputs.
+    variants = [REFERENCE] + [v for v in (variants or config.variants()) if v != REFERENCE]
+    check_artefacts(exp, variant_files(config, variants), trust_modified)
     with folder_lock(out_dir, "--output_dir"):
         samples = list(task.samples())
         if not samples:
             raise InputError("no images to run: set inference.input or data.evaluation")
-        # The fp32 reference always runs first, so every variant is scored against its outputs.
-        variants = [REFERENCE] + [v for v in (variants or config.variants()) if v != REFERENCE]
-        check_artefacts(exp, variant_files(config, variants), trust_modified)
         lat_cfg, energy_cfg = config.report.latency, config.report.energy
         example = task.example_batch(samples[0], lat_cfg.batch_size or config.inference.batch_size)
         reference_outputs: list[np.ndarray] | None = None

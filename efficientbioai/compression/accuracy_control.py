@@ -73,17 +73,12 @@ def quantized_nodes(int8_path: Path, exclude: list[str]) -> list[str]:
     return [n.name for n in sorted(nodes, key=lambda n: n.op_type not in WEIGHTED_OPS)]
 
 
-def _session(path: Path):
+def _runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    options.intra_op_num_threads = 0
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def _runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    session = _session(path)
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda x: session.run(None, {name: x.astype(np.float32)})[0]
 
@@ -119,9 +114,7 @@ def control_accuracy(
         return result
     references = [fp32(x) for x in inputs]
     candidates = quantized_nodes(path, keep_float)[:max_ranked]
-    errors = {}
-    for name in candidates:
-        errors[name] = _relative_error(_runner(quantize([*keep_float, name])), references, inputs)
+    errors = {n: _relative_error(_runner(quantize([*keep_float, n])), references, inputs) for n in candidates}
     result.ranking = sorted(candidates, key=errors.__getitem__)
     kept: list[str] = []
     for name in result.ranking:

@@ -68,8 +68,7 @@ class _Steps:
         self.done.append({"step": name, "seconds": round(time.perf_counter() - start, 2), **info})
 
 
-def _staging_dir(exp_path: Path, overwrite: bool, reads: list[Path]) -> Path:
-    _check_replaceable(exp_path, overwrite, reads)
+def _staging_dir(exp_path: Path) -> Path:
     staging = exp_path.parent / f".{exp_path.name}.partial"
     if staging.exists():
         shutil.rmtree(staging)
@@ -161,9 +160,9 @@ def _check_deployed_budget(variant: str, config: Config, artefact: Path) -> None
 def synthetic_calibration_warning(config: Config) -> str | None:
     """A warning when inference runs on the user's files but int8 is calibrated on synthetic data.
 
-    Activation ranges from simulated images need not cover real ones: on real widefield images
-    the bundled 2D denoiser's OpenVINO int8 kept Pearson 0.875 (fp32 0.877) calibrated on five of
-    the user's images, but only 0.815 calibrated on the synthetic set.
+    Activation ranges from simulated images need not cover real ones: issue 13 reports the bundled
+    2D denoiser's OpenVINO int8 on real widefield images at Pearson 0.875 (fp32 0.877) calibrated
+    on five of the user's images, but 0.815 calibrated on the synthetic set.
     """
     if config.inference.input is None or config.data.calibration.source != "synthetic":
         return None
@@ -200,8 +199,7 @@ def _compress(config_path: Path, exp_path: Path, overwrite: bool, calibration: s
         config.data.calibration = config.data.calibration.model_copy(
             update={"source": "files", "inputs": Path(calibration).resolve()}
         )
-    reads = _inputs_read(config_path, config)
-    _check_replaceable(exp_path, overwrite, reads)  # before any work
+    _check_replaceable(exp_path, overwrite, _inputs_read(config_path, config))  # before any work
     calibration_warning = synthetic_calibration_warning(config)
     if calibration_warning:
         log.warning(calibration_warning)
@@ -214,7 +212,7 @@ def _compress(config_path: Path, exp_path: Path, overwrite: bool, calibration: s
     if config.prune.enabled:
         with steps.step("prune and fine-tune", importance=config.prune.importance, ratio=config.prune.ratio):
             pruned, pruning = prune_and_fine_tune(model, parser, config.prune, example)
-    staging = _staging_dir(exp_path, overwrite, reads)
+    staging = _staging_dir(exp_path)
     try:
         _run(config, parser, model, example, staging, steps, config_path, exp_path, pruned, pruning)
         _publish(staging, exp_path)

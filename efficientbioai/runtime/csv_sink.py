@@ -70,11 +70,14 @@ class CsvTableSink(Sink):
     def _restore(self, state: dict) -> int:
         """Keep the leading chunks whose bytes match the journal's CRC-32s; truncate the rest."""
         part = partial_path(self.path)
+        if "header" not in state:  # a journal without checksums: nothing can be verified
+            self._file = open(part, "ab")
+            return 0
         self._header, verified, end, rows = int(state["header"]), [], int(state["header"]), 0
         with open(part, "rb") as f:
             for chunk_end, chunk_rows, crc in state.get("chunks", []):
                 f.seek(end)
-                if chunk_end < end or crc32(f.read(chunk_end - end)) != crc or f.tell() != chunk_end:
+                if chunk_end < end or crc32(f.read(chunk_end - end)) != crc:
                     break
                 verified.append([chunk_end, chunk_rows, crc])
                 end, rows = chunk_end, chunk_rows
@@ -85,7 +88,7 @@ class CsvTableSink(Sink):
         return len(verified)
 
     def _state(self) -> dict:
-        return {"header": self._header, "bytes": self._file.tell(), "rows": self.rows, "chunks": self._chunks}
+        return {"header": self._header, "chunks": self._chunks}
 
     def _write(self, chunk: Any, table: np.ndarray) -> None:
         if self.collect:

@@ -97,6 +97,7 @@ class Sink(ABC):
                     self.done,
                 )
             if self.done == 0:
+                self.close()  # the partial _restore reopened
                 self._discard()
                 self._fresh()
             self._save()

@@ -202,7 +202,8 @@ def stream_input(
     from efficientbioai.registry import TASKS
     from efficientbioai.runtime.sources import open_frames
     from efficientbioai.tasks.base import Task
-    from efficientbioai.tasks.inputs import IMAGE_READING, MOVIE_READING, assumed, image_inputs, movie_inputs
+    from efficientbioai.tasks.image_io import list_images
+    from efficientbioai.tasks.inputs import IMAGE_READING, MOVIE_READING, assumed, movie_inputs
 
     deploy = Path(deploy)
     config = config or load_config(deploy)
@@ -213,7 +214,7 @@ def stream_input(
     if type(task).stream is Task.stream:
         raise ConfigError(f"the {parser.task_name} task has no streamed form; use efficientbioai infer")
     movies = task.unit == "frames"
-    paths = movie_inputs(source) if movies else image_inputs(source)
+    paths = movie_inputs(source) if movies else list_images(source)
     folder = Path(output_dir or config.inference.output_dir or deploy.parent.resolve() / "predictions")
     streamer = Streamer(config, resume)
     done = []

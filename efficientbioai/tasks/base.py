@@ -13,7 +13,7 @@ from efficientbioai.engines.base import BaseInfer
 from efficientbioai.errors import InputError
 from efficientbioai.parsers.base import BaseParser, Sample
 from efficientbioai.tasks.image_io import list_images, read_image
-from efficientbioai.tasks.inputs import IMAGE_READING, assumed, image_inputs
+from efficientbioai.tasks.inputs import IMAGE_READING, assumed
 
 
 class Task(ABC):
@@ -40,7 +40,7 @@ class Task(ABC):
         if inf.input is None:
             yield from self.parser.evaluation_samples()
             return
-        inputs = image_inputs(inf.input)
+        inputs = list_images(inf.input)
         targets = list_images(inf.target) if inf.target else [None] * len(inputs)
         if len(targets) != len(inputs):
             raise InputError(f"inference: {len(inputs)} input images but {len(targets)} targets")

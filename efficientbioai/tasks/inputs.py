@@ -40,11 +40,6 @@ def file_shape(path: Path) -> tuple[int, ...]:
         raise InputError(f"{path}: cannot read the image header ({type(exc).__name__}: {exc})") from None
 
 
-def image_inputs(spec: str | Path) -> list[Path]:
-    """The independent images named by ``spec`` (a file, a folder or a glob), sorted."""
-    return list_images(spec)
-
-
 def movie_inputs(spec: str | Path) -> list[Path]:
     """The movies named by ``spec``: ``[folder]`` for a folder of 2D frames or a zarr array,
     else one path per file.
