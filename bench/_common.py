@@ -46,8 +46,8 @@ def interleaved_latency(deploy: Path, names: list[str], runs: int, batch_size: i
     ratios are the ones to quote. Leave ONNX Runtime out: its thread pool keeps spinning after
     a call and would slow whichever engine runs next.
     """
-    from efficientbioai.compression.pipeline import create_parser
     from efficientbioai.engines.factory import create_engine
+    from efficientbioai.parsers.base import create_parser
     from efficientbioai.registry import TASKS
 
     cfg = load_config(deploy)

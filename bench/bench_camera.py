@@ -21,9 +21,9 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from efficientbioai.evaluation.camera_experiment import localize_with_cameras  # noqa: E402
+from efficientbioai.evaluation.report import describe_machine  # noqa: E402
 from efficientbioai.manifest import machine  # noqa: E402
-from efficientbioai.report import describe_machine  # noqa: E402
-from efficientbioai.smlm.camera_experiment import localize_with_cameras  # noqa: E402
 
 
 def main() -> None:

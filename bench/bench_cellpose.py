@@ -24,8 +24,8 @@ from rich.table import Table  # noqa: E402
 
 from bench._common import fresh_experiment  # noqa: E402
 from efficientbioai.config import load_config  # noqa: E402
+from efficientbioai.evaluation.report import describe_machine  # noqa: E402
 from efficientbioai.manifest import machine  # noqa: E402
-from efficientbioai.report import describe_machine  # noqa: E402
 
 VARIANTS = ["torch:fp32", "onnxruntime:int8", "openvino:fp32", "openvino:int8"]
 

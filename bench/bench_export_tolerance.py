@@ -23,10 +23,10 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from efficientbioai.compression.export import export_onnx, verify_onnx  # noqa: E402
-from efficientbioai.compression.pipeline import create_parser  # noqa: E402
 from efficientbioai.config import load_config  # noqa: E402
+from efficientbioai.evaluation.report import describe_machine  # noqa: E402
 from efficientbioai.manifest import machine  # noqa: E402
-from efficientbioai.report import describe_machine  # noqa: E402
+from efficientbioai.parsers.base import create_parser  # noqa: E402
 
 
 def measure(config: Path) -> tuple[float, float, float]:

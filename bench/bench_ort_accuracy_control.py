@@ -27,8 +27,8 @@ from rich.table import Table  # noqa: E402
 from bench._common import fresh_experiment  # noqa: E402
 from bench.real_like import write_splits  # noqa: E402
 from efficientbioai.config import load_config  # noqa: E402
+from efficientbioai.evaluation.report import describe_machine  # noqa: E402
 from efficientbioai.manifest import machine  # noqa: E402
-from efficientbioai.report import describe_machine  # noqa: E402
 
 
 def main() -> None:

@@ -26,8 +26,8 @@ from rich.table import Table  # noqa: E402
 
 from bench._common import fresh_experiment, interleaved_latency  # noqa: E402
 from efficientbioai.config import load_config  # noqa: E402
+from efficientbioai.evaluation.report import describe_machine  # noqa: E402
 from efficientbioai.manifest import machine  # noqa: E402
-from efficientbioai.report import describe_machine  # noqa: E402
 
 VARIANTS = ["torch:fp32", "onnxruntime:int8", "openvino:fp32", "openvino:int8"]
 
@@ -91,9 +91,8 @@ def main() -> None:
 def _precision(deploy: Path, per_z: int) -> Table:
     """The DilatedLoc paper's CRLB test (isolated emitters, constant photons and background,
     25 z positions) for torch fp32 and OpenVINO int8, with the per-z plot beside the experiment."""
-    from efficientbioai.compression.pipeline import create_parser
     from efficientbioai.engines.factory import create_engine
-    from efficientbioai.parsers.base import Sample
+    from efficientbioai.parsers.base import Sample, create_parser
     from efficientbioai.registry import TASKS
     from efficientbioai.smlm.plots import plot_rmse_vs_crlb
     from efficientbioai.smlm.precision import precision_test

@@ -3,7 +3,7 @@
 One run, one engine object, on this machine:
 
 - pipeline efficiency = end-to-end frames/s (uint16 TIFF on disk → ThunderSTORM CSV, through
-  :class:`~efficientbioai.runtime.stream.Streamer`) ÷ engine-only frames/s (the same frames
+  :class:`~efficientbioai.api.stream.Streamer`) ÷ engine-only frames/s (the same frames
   pre-loaded as float32 batches, ``engine.map_batches`` with the same requests in flight),
   measured in alternating rounds so background load hits both alike;
 - throughput (frames/s and MB/s of raw data) with 1 worker (all threads) vs 2 workers (half
@@ -35,17 +35,17 @@ import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from efficientbioai.compression.pipeline import compress, create_parser  # noqa: E402
+from efficientbioai.api.stream import Streamer  # noqa: E402
+from efficientbioai.compression.experiment import compress  # noqa: E402
 from efficientbioai.config import dump_config, load_config  # noqa: E402
 from efficientbioai.engines.factory import create_engine  # noqa: E402
+from efficientbioai.evaluation.report import describe_machine  # noqa: E402
+from efficientbioai.io.frames import open_frames  # noqa: E402
 from efficientbioai.manifest import machine  # noqa: E402
-from efficientbioai.parsers.base import Sample  # noqa: E402
+from efficientbioai.parsers.base import Sample, create_parser  # noqa: E402
 from efficientbioai.registry import TASKS  # noqa: E402
-from efficientbioai.report import describe_machine  # noqa: E402
 from efficientbioai.runtime.progress import peak_rss_mb  # noqa: E402
 from efficientbioai.runtime.settings import WorkerSection  # noqa: E402
-from efficientbioai.runtime.sources import open_frames  # noqa: E402
-from efficientbioai.runtime.stream import Streamer  # noqa: E402
 
 VARIANT = "openvino:int8"
 POOL = 256
@@ -70,7 +70,7 @@ def stack(deploy: Path, frames: int, folder: Path) -> Path:
     """A ``frames``-long uint16 TIFF (one contiguous series), written page by page."""
     import tifffile
 
-    from efficientbioai.smlm.train import SEEDS, simulate_batch
+    from efficientbioai.smlm.simulated_training import SEEDS, simulate_batch
 
     path = folder / f"stack_{frames}.tif"
     if path.is_file():

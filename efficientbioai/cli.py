@@ -77,7 +77,7 @@ def print_report(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from efficientbioai.report import notes, summary_rows
+    from efficientbioai.evaluation.report import notes, summary_rows
 
     header, rows = summary_rows(report)
     table = Table(title=f"EfficientBioAI — {report['task']} ({report['experiment']})")
@@ -92,7 +92,7 @@ def print_report(report: dict) -> None:
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
-    from efficientbioai.compression.pipeline import compress
+    from efficientbioai.compression.experiment import compress
 
     deploy = compress(args.config, args.exp_path, overwrite=args.overwrite, calibration=args.calibration)
     print(f"compressed model written to {deploy.parent}\nnext: python efficientbioai/inference.py --config {deploy}")
@@ -100,7 +100,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
-    from efficientbioai.run import run_inference
+    from efficientbioai.api.infer import run_inference
 
     variants = args.variants.split(",") if args.variants else None
     report = run_inference(
@@ -116,8 +116,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
+    from efficientbioai.api.stream import stream_input
     from efficientbioai.config import load_config
-    from efficientbioai.runtime.stream import stream_input
 
     config = load_config(args.config)
     if args.cluster:
@@ -144,27 +144,9 @@ def cmd_train_denoiser(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from efficientbioai.config import load_config
+    from efficientbioai.registry import trainer_for
 
-    parser_name = load_config(args.config).model.parser
-    if parser_name == "cellpose":
-        from efficientbioai.cellpose.train import train_cellpose
-
-        if args.resume:
-            raise ConfigError("--resume is not supported for cellpose training (cellpose's train_seg starts anew)")
-        out = train_cellpose(args.config, output=args.output)
-    elif parser_name == "deepstorm":
-        from efficientbioai.deepstorm.train import train_deepstorm
-
-        out = train_deepstorm(args.config, resume=args.resume, output=args.output)
-    elif parser_name == "dilatedloc":
-        from efficientbioai.smlm.train import train_dilatedloc
-
-        out = train_dilatedloc(args.config, resume=args.resume, output=args.output)
-    else:
-        raise ConfigError(
-            f"efficientbioai train has no trainer for model.parser {parser_name!r} (it trains cellpose, deepstorm "
-            "and dilatedloc); for a denoiser use efficientbioai train-denoiser"
-        )
+    out = trainer_for(load_config(args.config).model.parser)(args.config, resume=args.resume, output=args.output)
     print(f"checkpoint written to {out} (training record: {out.with_suffix('.json')})")
     return 0
 
@@ -172,7 +154,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_camera(args: argparse.Namespace) -> int:
     import yaml
 
-    from efficientbioai.runtime.sources import open_frames
+    from efficientbioai.io.frames import open_frames
     from efficientbioai.smlm.camera_estimate import MAX_FRAMES, estimate_camera
 
     def frames(path: str):
@@ -203,7 +185,7 @@ def cmd_prune_sweep(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from efficientbioai.compression.sensitivity import sensitivity_sweep
+    from efficientbioai.evaluation.prune_sweep import sensitivity_sweep
 
     ratios = tuple(float(r) for r in args.ratios.split(","))
     if any(not 0 <= r < 0.95 for r in ratios):

@@ -18,15 +18,11 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
-from efficientbioai.cellpose.settings import CellposeSection
-from efficientbioai.deepstorm.settings import DeepSTORMSection
 from efficientbioai.errors import ConfigError
-from efficientbioai.runtime.settings import RuntimeSection
+from efficientbioai.registry import SECTION_INFO, SECTIONS, load_plugins
 from efficientbioai.section import Section
-from efficientbioai.smlm.acquisition import AcquisitionSection
-from efficientbioai.smlm.settings import SimulationSection, TrainSection
 
 PathLike = str | Path
 
@@ -40,9 +36,27 @@ PRECISIONS = {
 
 
 class ModelSection(Section):
-    parser: str = Field(description="registry name (e.g. monai_unet) or 'package.module:ClassName'")
+    """The network: a parser (a family, or your ``BaseParser``), or any ``nn.Module`` by ``target``."""
+
+    parser: str = Field(
+        "module", description="registry name (e.g. monai_unet) or 'package.module:ClassName'; 'module' with target"
+    )
+    target: str | None = Field(None, description="'package.module:ClassName' of an nn.Module (parser 'module')")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="constructor arguments of target")
     checkpoint: Path | None = Field(None, description="state_dict file (.pt/.pth), loaded weights_only")
     params: dict[str, Any] = Field(default_factory=dict, description="passed to the parser")
+
+    @model_validator(mode="after")
+    def _target_or_parser(self) -> ModelSection:
+        if self.target is not None and self.parser != "module":
+            raise ValueError(f"target is for parser 'module' (any nn.Module); parser {self.parser!r} builds its own")
+        if self.target is None and self.parser == "module":
+            raise ValueError(
+                "give parser (a family, or your BaseParser) or target (any nn.Module, 'package.module:Class')"
+            )
+        if self.target is not None and ":" not in self.target:
+            raise ValueError(f"target {self.target!r} must look like 'package.module:ClassName'")
+        return self
 
 
 class SplitSection(Section):
@@ -260,12 +274,6 @@ class LocalizationSection(Section):
             raise ValueError(f"clip ({self.clip}) must not exceed threshold ({self.threshold})")
         return self
 
-    def build(self, pixel_size: float):
-        """The post-processing module with these thresholds."""
-        from efficientbioai.smlm.postprocess import SpatialIntegration
-
-        return SpatialIntegration(pixel_size, self.threshold, self.clip, self.split)
-
 
 class InferenceSection(Section):
     task: str | None = Field(None, description="denoise, segment, localize, ...; default: the parser's task")
@@ -326,7 +334,9 @@ class ReportSection(Section):
         return v
 
 
-class Config(Section):
+class _CoreConfig(Section):
+    """The sections every model has; :data:`Config` adds those the families register."""
+
     model: ModelSection
     data: DataSection = Field(default_factory=DataSection)
     prune: PruneSection = Field(default_factory=PruneSection)
@@ -335,17 +345,6 @@ class Config(Section):
     engine: EngineSection = Field(default_factory=EngineSection)
     inference: InferenceSection = Field(default_factory=InferenceSection)
     report: ReportSection = Field(default_factory=ReportSection)
-    runtime: RuntimeSection = Field(default_factory=RuntimeSection, description="streaming: chunks, workers, Dask")
-    simulation: SimulationSection | None = Field(None, description="SMLM microscope and sample model")
-    acquisition: AcquisitionSection | None = Field(
-        None, description="SMLM: the camera of the data analysed (frames are converted to the training camera's units)"
-    )
-    train: TrainSection | None = Field(None, description="training settings for `efficientbioai train`")
-    deepstorm: DeepSTORMSection | None = Field(None, description="Deep-STORM patches, targets, loss and test sample")
-    cellpose: CellposeSection | None = Field(None, description="cellpose evaluation and training settings")
-    artefacts: dict[str, str] = Field(
-        default_factory=dict, description="written by compress: variant → file, relative to here"
-    )
 
     #: Folder of the YAML file this config came from (relative paths resolve against it).
     source_dir: Path | None = Field(None, exclude=True)
@@ -376,6 +375,31 @@ class Config(Section):
                 f"{sorted(self.artefacts) or 'none'}. Add it to report.compare and run compress.py again."
             )
         return (self.source_dir or Path.cwd()) / self.artefacts[variant]
+
+
+def _family_fields() -> dict[str, Any]:
+    load_plugins()
+    fields: dict[str, Any] = {}
+    for name in SECTIONS.names():
+        cls = SECTIONS.get(name)
+        description, always = SECTION_INFO[name]
+        fields[name] = (
+            (cls, Field(default_factory=cls, description=description))
+            if always
+            else (
+                cls | None,
+                Field(None, description=description),
+            )
+        )
+    fields["artefacts"] = (
+        dict[str, str],
+        Field(default_factory=dict, description="written by compress: variant → file, relative to here"),
+    )
+    return fields
+
+
+#: The whole config: the core sections and every registered family's section.
+Config = create_model("Config", __base__=_CoreConfig, __module__=__name__, **_family_fields())
 
 
 def split_variant(variant: str) -> tuple[str, str, bool]:

@@ -1,8 +1,10 @@
-"""Name → class registries for parsers, engines, quantizers, pruners and tasks.
+"""Name → class registries for parsers, engines, quantizers, pruners, tasks, trainers and config sections.
 
 One decorator to register, one call to look up (as in timm's ``register_model`` /
 ``create_model``). Built-in entries are imported lazily, so asking for the ONNX Runtime engine
-never imports OpenVINO. A user's own class is named ``package.module:ClassName``.
+never imports OpenVINO. A user's own class is named ``package.module:ClassName``; a package
+adds families (sections, parsers, trainers) through the ``efficientbioai.plugins`` entry point
+group, loaded before the config schema is built.
 
 Examples
 --------
@@ -81,6 +83,7 @@ PARSERS = Registry(
         "dilatedloc": "efficientbioai.parsers.dilatedloc",
         "cellpose": "efficientbioai.parsers.cellpose",
         "deepstorm": "efficientbioai.parsers.deepstorm",
+        "module": "efficientbioai.parsers.module",
     },
 )
 ENGINES = Registry(
@@ -118,8 +121,67 @@ TASKS = Registry(
     },
 )
 
+TRAINERS = Registry(
+    "trainer",
+    {
+        "dilatedloc": "efficientbioai.training.dilatedloc",
+        "deepstorm": "efficientbioai.training.deepstorm",
+        "cellpose": "efficientbioai.training.cellpose",
+        "monai_unet": "efficientbioai.training.denoiser",
+    },
+)
+#: Top-level config sections a family owns: name → module that registers it.
+SECTIONS = Registry(
+    "config section",
+    {
+        "runtime": "efficientbioai.runtime.settings",
+        "simulation": "efficientbioai.smlm.settings",
+        "train": "efficientbioai.smlm.settings",
+        "acquisition": "efficientbioai.smlm.acquisition",
+        "deepstorm": "efficientbioai.deepstorm.settings",
+        "cellpose": "efficientbioai.cellpose.settings",
+    },
+)
+#: name → (description, always present with its defaults rather than optional)
+SECTION_INFO: dict[str, tuple[str, bool]] = {}
+
+
+def register_section(name: str, description: str, always: bool = False) -> Callable[[T], T]:
+    """Class decorator: the :class:`~efficientbioai.section.Section` is the top-level config key ``name``."""
+
+    def add(cls: T) -> T:
+        SECTION_INFO[name] = (description, always)
+        return SECTIONS.register(name)(cls)
+
+    return add
+
+
+def trainer_for(parser: str) -> Callable[..., Any]:
+    """``train(config, resume=False, output=None) -> Path`` for ``model.parser``, or a clear refusal."""
+    if ":" in parser:
+        _import_plugin(parser, "parser")  # its module may register a trainer under this name
+    if parser not in TRAINERS.names():
+        raise ConfigError(
+            f"efficientbioai train has no trainer for model.parser {parser!r}; it trains "
+            f"{', '.join(TRAINERS.names())} (a family adds one with @register_trainer({parser!r}))"
+        )
+    return TRAINERS.get(parser)
+
+
+def load_plugins() -> None:
+    """Import every module of the ``efficientbioai.plugins`` entry point group (they register themselves)."""
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group="efficientbioai.plugins"):
+        try:
+            point.load()
+        except Exception as exc:
+            raise ConfigError(f"plugin {point.name!r} ({point.value}) failed to load: {exc}") from exc
+
+
 register_parser = PARSERS.register
 register_engine = ENGINES.register
 register_quantizer = QUANTIZERS.register
 register_pruner = PRUNERS.register
 register_task = TASKS.register
+register_trainer = TRAINERS.register

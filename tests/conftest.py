@@ -46,7 +46,7 @@ def tiny_config(tmp_path_factory, tiny_checkpoint) -> Path:
 @pytest.fixture(scope="session")
 def tiny_experiment(tmp_path_factory, tiny_config) -> Path:
     """``compress`` run once on the tiny config; returns the experiment folder."""
-    from efficientbioai.compression.pipeline import compress
+    from efficientbioai.compression.experiment import compress
 
     exp = tmp_path_factory.mktemp("exp") / "tiny"
     compress(tiny_config, exp)
@@ -55,14 +55,14 @@ def tiny_experiment(tmp_path_factory, tiny_config) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_report(tiny_experiment) -> dict:
-    from efficientbioai.run import run_inference
+    from efficientbioai.api.infer import run_inference
 
     return run_inference(tiny_experiment / "deploy.yaml")
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
     """The CPU, its ISA features and any ISA cap: a numerics failure is read against them."""
+    from efficientbioai.evaluation.report import describe_machine
     from efficientbioai.manifest import machine
-    from efficientbioai.report import describe_machine
 
     terminalreporter.write_line(f"machine: {describe_machine(machine())}")

@@ -5,10 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from efficientbioai.compression.pipeline import compress, create_parser
+from efficientbioai.api.infer import run_inference
+from efficientbioai.compression.experiment import compress
 from efficientbioai.config import dump_config, load_config
 from efficientbioai.engines.torch_engine import TorchModule
-from efficientbioai.run import run_inference
+from efficientbioai.parsers.base import create_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +57,7 @@ def test_3d_checkpoint_loads_and_runs_a_tile():
 
 
 def _noisy_pearson(dims: int) -> float:
-    from efficientbioai.tasks.metrics import pearson
+    from efficientbioai.tasks.image_metrics import pearson
 
     parser = create_parser(load_config(ROOT / "configs" / f"monai_unet_denoise{dims}d.yaml"))
     sample = next(parser.evaluation_samples())

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from efficientbioai.compression.pipeline import create_parser
 from efficientbioai.config import load_config
 from efficientbioai.engines.factory import create_engine
 from efficientbioai.errors import ArtefactError, ConfigError, InputError
-from efficientbioai.tasks.metrics import pearson
+from efficientbioai.parsers.base import create_parser
+from efficientbioai.tasks.image_metrics import pearson
 
 VARIANTS = ["torch:fp32", "onnxruntime:fp32", "onnxruntime:int8", "openvino:fp32", "openvino:int8"]
 

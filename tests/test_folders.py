@@ -1,4 +1,4 @@
-"""What one input is (``efficientbioai.tasks.inputs``): image folders run image by image, movie
+"""What one input is (``efficientbioai.io.inputs``): image folders run image by image, movie
 folders of 2D frames stay one movie, and a shape error says which reading was assumed."""
 
 import numpy as np
@@ -8,7 +8,7 @@ import yaml
 
 from efficientbioai.cli import main
 from efficientbioai.errors import InputError
-from efficientbioai.tasks.inputs import MOVIE_READING, movie_inputs
+from efficientbioai.io.inputs import MOVIE_READING, movie_inputs
 
 SIZES = [(64, 64), (96, 80), (48, 72), (64, 64), (70, 50)]
 

@@ -7,9 +7,9 @@ import torch
 
 from efficientbioai.config import parse_config
 from efficientbioai.errors import ConfigError, InputError
+from efficientbioai.io.images import list_images, read_image, write_tiff
 from efficientbioai.parsers.checkpoint import load_state_dict
 from efficientbioai.parsers.monai_unet import MonaiUNetParser
-from efficientbioai.tasks.image_io import list_images, read_image, write_tiff
 from tests.helpers import TINY
 
 

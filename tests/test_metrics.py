@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from efficientbioai.tasks.metrics import dice, pearson, psnr, ssim
+from efficientbioai.tasks.image_metrics import dice, pearson, psnr, ssim
 
 
 def test_pearson_scale_invariant_and_bounded():

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from efficientbioai.report import notes, summary_rows
-from efficientbioai.tasks.image_to_image import ImageToImageTask
-from efficientbioai.tasks.metrics import (
+from efficientbioai.evaluation.report import notes, summary_rows
+from efficientbioai.tasks.image_metrics import (
     care_normalize,
     normalize_minmse,
     normalized_psnr,
@@ -22,6 +21,7 @@ from efficientbioai.tasks.metrics import (
     psnr,
     ssim,
 )
+from efficientbioai.tasks.image_to_image import ImageToImageTask
 
 EPS = np.finfo(np.float64).eps
 C1, C2 = 0.01**2, 0.03**2  # scikit-image's SSIM constants (K1, K2 = 0.01, 0.03) at data range 1

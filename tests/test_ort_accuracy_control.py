@@ -6,7 +6,7 @@ import json
 import onnx
 import pytest
 
-from efficientbioai.compression.pipeline import compress
+from efficientbioai.compression.experiment import compress
 from efficientbioai.errors import InputError
 from tests.helpers import TINY, write_config
 
@@ -60,8 +60,8 @@ def test_deployed_variant_outside_the_budget_is_refused(tiny_checkpoint, tmp_pat
 
 def test_report_marks_variants_outside_the_budget():
     """The issue's numbers: ORT int8 at 0.751 against fp32 0.877 is outside a 0.005 budget."""
-    from efficientbioai.accuracy_budget import mark_budget
-    from efficientbioai.report import budget_lines, summary_rows
+    from efficientbioai.evaluation.accuracy_budget import mark_budget
+    from efficientbioai.evaluation.report import budget_lines, summary_rows
 
     def row(variant, pearson):
         lat = {"median_ms": 10.0, "p90_ms": 11.0}

@@ -12,7 +12,7 @@ from efficientbioai.config import OnnxRuntimeQuantSection, OpenVINOQuantSection
 from efficientbioai.engines.openvino_engine import OPVModule
 from efficientbioai.engines.ort_engine import ORTModule
 from efficientbioai.errors import ConfigError
-from efficientbioai.tasks.metrics import pearson
+from efficientbioai.tasks.image_metrics import pearson
 
 
 @pytest.fixture(scope="module")
@@ -22,16 +22,16 @@ def fp32(tiny_experiment):
 
 @pytest.fixture(scope="module")
 def calib(tiny_config):
-    from efficientbioai.compression.pipeline import create_parser
     from efficientbioai.config import load_config
+    from efficientbioai.parsers.base import create_parser
 
     return list(create_parser(load_config(tiny_config)).calibration_inputs())
 
 
 @pytest.fixture(scope="module")
 def test_batch(tiny_config):
-    from efficientbioai.compression.pipeline import create_parser
     from efficientbioai.config import load_config
+    from efficientbioai.parsers.base import create_parser
 
     parser = create_parser(load_config(tiny_config))
     sample = next(parser.evaluation_samples())  # evaluation data, never used for calibration
@@ -112,8 +112,9 @@ def test_openvino_keep_float(tmp_path, fp32, calib):
 
 
 def test_accuracy_control_keeps_the_validation_metric(tmp_path, fp32, calib, tiny_config):
-    from efficientbioai.compression.pipeline import _validation, create_parser
+    from efficientbioai.compression.experiment import _validation
     from efficientbioai.config import load_config
+    from efficientbioai.parsers.base import create_parser
 
     cfg = load_config(tiny_config)
     validation = _validation(cfg, create_parser(cfg))

@@ -3,8 +3,8 @@
 import numpy as np
 import tifffile
 
-from efficientbioai.compression.pipeline import compress
-from efficientbioai.run import run_inference
+from efficientbioai.api.infer import run_inference
+from efficientbioai.compression.experiment import compress
 from tests.helpers import TINY, write_config
 
 

@@ -9,10 +9,24 @@ from efficientbioai.cli import main
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
-def test_train_refuses_a_denoiser_instead_of_training_dilatedloc(capsys):
-    assert main(["train", "--config", str(CONFIGS / "monai_unet_denoise2d.yaml")]) == 2
+def test_train_refuses_a_family_without_a_trainer(tmp_path, capsys):
+    data = yaml.safe_load((CONFIGS / "monai_unet_denoise2d.yaml").read_text())
+    data["model"] = {"parser": "tutorial.custom_model:TinyDenoiserParser"}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
+    assert main(["train", "--config", str(tmp_path / "c.yaml"), "--output", str(tmp_path / "x.pt")]) == 2
     err = capsys.readouterr().err
-    assert "no trainer for model.parser 'monai_unet'" in err and "train-denoiser" in err
+    assert "no trainer for model.parser 'tutorial.custom_model:TinyDenoiserParser'" in err
+    assert "@register_trainer" in err and "dilatedloc" in err and not (tmp_path / "x.pt").exists()
+
+
+def test_train_dispatches_each_family_to_its_own_trainer():
+    from efficientbioai.registry import trainer_for
+    from efficientbioai.training import cellpose, deepstorm, denoiser, dilatedloc
+
+    assert trainer_for("monai_unet") is denoiser.train  # a denoiser config never starts DilatedLoc training
+    assert trainer_for("dilatedloc") is dilatedloc.train_dilatedloc
+    assert trainer_for("deepstorm") is deepstorm.train_deepstorm
+    assert trainer_for("cellpose") is cellpose.train_cellpose
 
 
 def test_train_denoiser_refuses_a_localizer_and_writes_nothing(tmp_path, capsys):
@@ -27,10 +41,10 @@ def test_train_denoiser_refuses_a_localizer_and_writes_nothing(tmp_path, capsys)
 def test_every_trainer_refuses_another_familys_config(tmp_path):
     import pytest
 
-    from efficientbioai.cellpose.train import train_cellpose
-    from efficientbioai.deepstorm.train import train_deepstorm
     from efficientbioai.errors import ConfigError
-    from efficientbioai.smlm.train import train_dilatedloc
+    from efficientbioai.training.cellpose import train_cellpose
+    from efficientbioai.training.deepstorm import train_deepstorm
+    from efficientbioai.training.dilatedloc import train_dilatedloc
 
     data = yaml.safe_load((CONFIGS / "monai_unet_denoise2d.yaml").read_text())
     data["model"]["checkpoint"] = str(tmp_path / "x.pt")

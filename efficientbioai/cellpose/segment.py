@@ -9,13 +9,17 @@ torch. The steps mirror the 2D path of ``CellposeModel.eval`` in cellpose 3.1.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from efficientbioai.cellpose._import import cellpose_module
 from efficientbioai.cellpose.settings import CellposeSection
-from efficientbioai.engines.base import BaseInfer
 from efficientbioai.errors import InputError
+
+if TYPE_CHECKING:
+    from efficientbioai.engines.base import BaseInfer
 
 #: Width of the style vector cellpose's ``run_net`` preallocates (unused here: it only feeds
 #: cellpose's size model, which this toolbox does not run).

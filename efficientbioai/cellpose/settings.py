@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from efficientbioai.registry import register_section
 from efficientbioai.section import Section
 
 
@@ -22,6 +23,7 @@ class CellposeTrainSection(Section):
     seed: int = 0
 
 
+@register_section("cellpose", "cellpose evaluation and training settings")
 class CellposeSection(Section):
     """Evaluation settings with cellpose's names and defaults (``CellposeModel.eval``)."""
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from efficientbioai.config import FineTuneSection
 from efficientbioai.errors import ConfigError
 from efficientbioai.parsers.base import BaseParser
+from efficientbioai.parsers.training_crops import tuning_record
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,6 @@ def fine_tune(pruned: nn.Module, reference: nn.Module, parser: BaseParser, setti
     )
     curve = _train(pruned, parser, batch, settings)
     return tuning_record(mode, settings, curve)
-
-
-def tuning_record(mode: str, settings: FineTuneSection, curve: list[dict]) -> dict:
-    """What a fine-tuning run did, for the manifest and report (also for parsers' own recipes)."""
-    return {"mode": mode, "steps": settings.steps, "lr": settings.lr, "batch_size": settings.batch_size, "curve": curve}
 
 
 Batches = Callable[[int], tuple[torch.Tensor, torch.Tensor]]

@@ -14,14 +14,15 @@ Negatives are clipped before summing, as Deep-STORM does (``predicted_density[< 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from efficientbioai.engines.base import BaseInfer
-from efficientbioai.engines.torch_engine import TorchModule
+if TYPE_CHECKING:
+    from efficientbioai.engines.base import BaseInfer
 
 
 def sum_predictions(engine: BaseInfer, batches: Iterable[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
@@ -30,8 +31,8 @@ def sum_predictions(engine: BaseInfer, batches: Iterable[np.ndarray], shape: tup
     ``batches`` are network inputs ``(n, 1, h, w)``; ``shape`` is the output grid (``u·h, u·w``).
     Works whether or not the model sums the batch itself (its output has 1 or ``n`` images).
     """
-    if isinstance(engine, TorchModule):
-        return _sum_on_device(engine, batches, shape)
+    if engine.keeps_outputs_on_device:
+        return sum_on_device(lambda x: engine.device_outputs(x)[0], batches, shape)
     acc = np.zeros(shape, np.float32)
     for out in engine.map_batches(batches):
         out = np.asarray(out)
@@ -44,11 +45,13 @@ def sum_predictions(engine: BaseInfer, batches: Iterable[np.ndarray], shape: tup
     return acc
 
 
-def _sum_on_device(engine: TorchModule, batches: Iterable[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
-    acc = torch.zeros(shape, device=engine.device)
+def sum_on_device(
+    fn: Callable[[np.ndarray], torch.Tensor], batches: Iterable[np.ndarray], shape: tuple[int, int]
+) -> np.ndarray:
+    """The same sum kept where ``fn`` (batch → output tensor) leaves its outputs; one copy at the end."""
+    acc = None
     with torch.no_grad():
         for x in batches:
-            out = engine.model(torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(engine.device))
-            acc += F.relu(out[:, 0]).sum(0)
-    engine.sync()
-    return acc.cpu().numpy()
+            part = F.relu(fn(x)[:, 0]).sum(0)
+            acc = part if acc is None else acc + part
+    return np.zeros(shape, np.float32) if acc is None else acc.cpu().numpy()

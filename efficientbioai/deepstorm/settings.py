@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from efficientbioai.registry import register_section
 from efficientbioai.section import Section
 
 
@@ -28,6 +29,7 @@ class FilamentSection(Section):
     label_sigma_nm: float = Field(8.0, ge=0, description="label displacement from the filament axis (SD)")
 
 
+@register_section("deepstorm", "Deep-STORM patches, targets, loss and test sample")
 class DeepSTORMSection(Section):
     patch_size: int = Field(26, ge=8, le=512, description="training patch side in camera pixels (Deep-STORM: 26)")
     patches: int = Field(3000, ge=16, description="training patches simulated before training (Deep-STORM: 10,000)")

@@ -21,7 +21,7 @@ def create_engine(variant: str, config: Config, parser: BaseParser) -> BaseInfer
     threads = config.engine.threads or os.cpu_count() or 1
     if engine_name == "torch":
         if pruned:
-            from efficientbioai.compression.pruned_checkpoint import load_pruned
+            from efficientbioai.parsers.pruned_checkpoint import load_pruned
 
             return cls(load_pruned(parser.build_model(), config.artefact(variant)), precision, threads)
         return cls(parser.load_model(), precision, threads)

@@ -8,12 +8,16 @@ and reads back what the plugin actually uses.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
-from efficientbioai.engines.base import BaseInfer, require_file
+from efficientbioai.engines.base import BaseInfer, OnOutput, require_file
 from efficientbioai.errors import ArtefactError
 from efficientbioai.registry import register_engine
 
@@ -69,39 +73,29 @@ class OPVModule(BaseInfer):
         return [self.request.get_output_tensor(i).data.copy() for i in range(len(self.output_names))]
 
     def map_batches(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray | dict[str, np.ndarray]]:
-        """Keep ``num_requests`` batches in flight with ``AsyncInferQueue``; yield in order.
-
-        The queue lives as long as the engine and is drained in ``finally``, and its callback
-        holds no reference to the engine: otherwise the last reference to the engine (or the
-        queue) could be dropped on an OpenVINO worker thread, whose destructor then joins
-        itself and aborts the process ("Resource deadlock avoided").
-        """
-        import openvino as ov
-
-        if getattr(self, "_queue", None) is None:
-            self._queue = ov.AsyncInferQueue(self.compiled, self.num_requests)
-        queue = self._queue
-        results: dict[int, list[np.ndarray]] = {}
-        n_out = len(self.output_names)
-
-        def done(request, index, results=results, n_out=n_out):
-            results[index] = [request.get_output_tensor(i).data.copy() for i in range(n_out)]
-
-        queue.set_callback(done)
+        """Keep ``num_requests`` batches in flight (:class:`AsyncExecutor`); yield in order."""
+        results: dict[int, list] = {}
+        executor = self.executor(results.__setitem__)
         submitted = yielded = 0
         try:
             for x in batches:
-                queue.start_async({0: self._check(x)}, submitted)
+                executor.submit(x, submitted)
                 submitted += 1
                 while yielded in results:
-                    yield self._pack(results.pop(yielded))
+                    yield self._pack([o.numpy() for o in results.pop(yielded)])
                     yielded += 1
-            queue.wait_all()
+            executor.drain()
             while yielded < submitted:
-                yield self._pack(results.pop(yielded))
+                yield self._pack([o.numpy() for o in results.pop(yielded)])
                 yielded += 1
         finally:
-            queue.wait_all()  # never leave requests in flight (early exit, error, Ctrl-C)
+            executor.close()  # never leave requests in flight (early exit, error, Ctrl-C)
+
+    def executor(self, on_output: OnOutput, requests: int | None = None) -> AsyncExecutor:
+        return AsyncExecutor(self, on_output, requests or self.num_requests)
+
+    def release(self) -> None:
+        del self.request, self.compiled
 
     def _pack(self, outs: list[np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
         return outs[0] if len(outs) == 1 else dict(zip(self.output_names, outs))
@@ -113,3 +107,69 @@ class OPVModule(BaseInfer):
             "inference_precision": self.actual_precision,
             "num_requests": self.num_requests,
         }
+
+
+class AsyncExecutor:
+    """OpenVINO's ``AsyncInferQueue`` with ``requests`` batches in flight.
+
+    The completion callback only copies the outputs out of the request (which OpenVINO reuses
+    as soon as the callback returns) and queues them; a post-processing thread calls
+    ``on_output``. So the engine's threads never wait on Python post-processing or the GIL,
+    and outputs are handled in completion order. An exception there is kept and raised by the
+    next :meth:`submit` or :meth:`drain`, with the batch's ``meta`` attached as ``exc.meta``.
+    """
+
+    def __init__(self, engine: BaseInfer, on_output: OnOutput, requests: int) -> None:
+        import openvino as ov
+
+        self.engine, self.on_output = engine, on_output
+        self.queue = ov.AsyncInferQueue(engine.compiled, max(1, requests))
+        self.queue.set_callback(self._done)
+        self.n_outputs = len(engine.output_names)
+        self.error: BaseException | None = None
+        self.outputs: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._post, name="efficientbioai-post", daemon=True)
+        self.thread.start()
+
+    def _done(self, request, meta: Any) -> None:
+        try:
+            outs = [request.get_output_tensor(i).data.copy() for i in range(self.n_outputs)]
+        except BaseException as exc:  # never let an exception escape into OpenVINO's thread
+            exc.meta = meta
+            self.error = self.error or exc
+            outs = None
+        self.outputs.put((meta, outs))
+
+    def _post(self) -> None:
+        while True:
+            meta, outs = self.outputs.get()
+            try:
+                if meta is None:
+                    return
+                if outs is not None and self.error is None:
+                    self.on_output(meta, [torch.from_numpy(o) for o in outs])
+            except BaseException as exc:
+                exc.meta = meta
+                self.error = self.error or exc
+            finally:
+                self.outputs.task_done()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def submit(self, x: np.ndarray, meta: Any) -> None:
+        self._raise()
+        self.queue.start_async({0: self.engine.prepare(x)}, meta)
+
+    def drain(self) -> None:
+        """Wait until every submitted batch is run and post-processed."""
+        self.queue.wait_all()
+        self.outputs.join()
+        self._raise()
+
+    def close(self) -> None:
+        """Let requests in flight finish, then stop the post-processing thread."""
+        self.queue.wait_all()
+        self.outputs.put((None, None))
+        self.thread.join(timeout=30)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from efficientbioai.compression.convert_tensorrt import require_cuda, require_tensorrt
 from efficientbioai.engines.base import BaseInfer, require_file
+from efficientbioai.engines.tensorrt_support import require_cuda, require_tensorrt
 from efficientbioai.errors import ArtefactError, InputError
 from efficientbioai.registry import register_engine
 
@@ -79,6 +79,7 @@ class TRTModule(BaseInfer):
     """A deserialized TensorRT engine with one execution context and its own CUDA stream."""
 
     name = "tensorrt"
+    keeps_outputs_on_device = True
     #: Builds the device wrapper; a test swaps it for a host stand-in to drive a fake ``tensorrt``.
     device_factory = CudaDevice
 
@@ -90,6 +91,7 @@ class TRTModule(BaseInfer):
         self.build_info = _build_info(path)
         self.gpu = type(self).device_factory(device, what)  # a class (or a plain function), never bound
         self.device_index = device
+        self.device = f"cuda:{device}"
         built_with = self.build_info.get("tensorrt")
         if built_with and built_with != trt.__version__:
             raise ArtefactError(
@@ -151,6 +153,11 @@ class TRTModule(BaseInfer):
                 raise RuntimeError(f"tensorrt: execute_async_v3 failed for input shape {shape}")
         self._pending = (xd, outs)
         return outs
+
+    def device_outputs(self, x) -> list:
+        outs = self.run_device(x)
+        self.gpu.synchronize()  # the stream's work is done before torch ops read the tensors
+        return list(outs)
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         outs = self.run_device(x)

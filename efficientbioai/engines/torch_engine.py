@@ -15,6 +15,7 @@ class TorchModule(BaseInfer):
     """Eager PyTorch on the CPU (or a CUDA device), ``torch.no_grad``, fp32."""
 
     name = "torch"
+    keeps_outputs_on_device = True
 
     def __init__(
         self, model: nn.Module, precision: str = "fp32", threads: int | None = None, device: str = "cpu"
@@ -44,6 +45,17 @@ class TorchModule(BaseInfer):
             outs = list(out)
         self.sync()
         return [o.detach().cpu().numpy() for o in outs]
+
+    def device_outputs(self, x: np.ndarray) -> list[torch.Tensor]:
+        with torch.no_grad():
+            out = self.model(torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(self.device))
+        if isinstance(out, torch.Tensor):
+            return [out]
+        return list(out.values()) if isinstance(out, dict) else list(out)
+
+    def move_to(self, device: str) -> None:
+        self.device = torch.device(device)
+        self.model.to(self.device)
 
     def sync(self) -> None:
         if self.device.type == "cuda":

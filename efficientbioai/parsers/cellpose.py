@@ -117,7 +117,7 @@ class CellposeParser(BaseParser):
 
     def fine_tune(self, model: nn.Module, reference: nn.Module, settings) -> dict:
         """After pruning: cellpose's own ``train_seg`` on generated nuclei (flows + cell probability)."""
-        from efficientbioai.cellpose.train import fine_tune_cellpose
+        from efficientbioai.cellpose.train_seg import fine_tune_cellpose
 
         return fine_tune_cellpose(model.net, self.settings, settings.steps, settings.lr, settings.batch_size)
 
@@ -177,12 +177,12 @@ class CellposeParser(BaseParser):
 
     def calibration_inputs(self) -> Iterator[np.ndarray]:
         """Tiles of cellpose-normalised images at the deployed tile size."""
-        from efficientbioai.parsers.base import _random_crop
+        from efficientbioai.parsers.data_splits import random_crop
 
         tile = tuple(self.config.inference.tile)
         rng = np.random.default_rng(0)
-        for sample in self._split_samples("calibration", self.config.data.calibration):
-            yield _random_crop(self.preprocess(sample.image), tile, rng)[None]
+        for sample in self.split_samples("calibration", self.config.data.calibration):
+            yield random_crop(self.preprocess(sample.image), tile, rng)[None]
 
     def evaluation_samples(self) -> Iterator[Sample]:
         for sample in super().evaluation_samples():

@@ -26,6 +26,7 @@ from efficientbioai.errors import ConfigError
 from efficientbioai.models.deepstorm import VARIANTS, DeepSTORM, SummedShuffleHead
 from efficientbioai.parsers.base import BaseParser
 from efficientbioai.parsers.movie_calibration import movie_calibration
+from efficientbioai.parsers.training_crops import tuning_record
 from efficientbioai.registry import register_parser
 from efficientbioai.smlm.settings import SimulationSection
 
@@ -129,8 +130,7 @@ class DeepSTORMParser(BaseParser):
 
     def fine_tune(self, model: nn.Module, reference: nn.Module, settings) -> dict:
         """After pruning: more Deep-STORM training on simulated patches (its own loss)."""
-        from efficientbioai.compression.finetune import tuning_record
-        from efficientbioai.deepstorm.train import fine_tune_deepstorm
+        from efficientbioai.deepstorm.simulated_training import fine_tune_deepstorm
 
         curve = fine_tune_deepstorm(
             model, self.simulation, self.settings, settings.steps, settings.lr, settings.batch_size, settings.eval_every

@@ -17,6 +17,7 @@ from efficientbioai.errors import ConfigError
 from efficientbioai.models.dilatedloc import DilatedLoc
 from efficientbioai.parsers.base import BaseParser
 from efficientbioai.parsers.movie_calibration import movie_calibration
+from efficientbioai.parsers.training_crops import tuning_record
 from efficientbioai.registry import register_parser
 
 _PARAMS = ("width", "frames", "z_scale", "photon_scale")
@@ -57,9 +58,9 @@ class DilatedLocParser(BaseParser):
         loc = self.config.inference.localization
         if not loc.in_graph:
             return model
-        from efficientbioai.smlm.postprocess import InGraphLocalizer
+        from efficientbioai.smlm.postprocess import InGraphLocalizer, SpatialIntegration
 
-        return InGraphLocalizer(model, loc.build(self._simulation().pixel_size))
+        return InGraphLocalizer(model, SpatialIntegration.from_settings(loc, self.simulation().pixel_size))
 
     def protected_layers(self, model: nn.Module) -> list[str]:
         """The first layer, every output head and the output stage."""
@@ -67,17 +68,16 @@ class DilatedLocParser(BaseParser):
 
     def fine_tune(self, model: nn.Module, reference: nn.Module, settings) -> dict:
         """After pruning: more DilatedLoc training on freshly simulated frames (its own loss)."""
-        from efficientbioai.compression.finetune import tuning_record
-        from efficientbioai.smlm.train import fine_tune_dilatedloc
+        from efficientbioai.smlm.simulated_training import fine_tune_dilatedloc
 
-        sim = self._simulation().model_copy(update={"frame_shape": list(self.config.inference.tile)})
+        sim = self.simulation().model_copy(update={"frame_shape": list(self.config.inference.tile)})
         curve = fine_tune_dilatedloc(model, sim, settings.steps, settings.lr, settings.batch_size, settings.eval_every)
         return tuning_record("dilatedloc training (simulated frames)", settings, curve)
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         return np.asarray(image, dtype=np.float32)
 
-    def _simulation(self):
+    def simulation(self):
         if self.config.simulation is None:
             raise ConfigError("the dilatedloc parser needs a 'simulation' section (pixel size, PSF, camera)")
         return self.config.simulation
@@ -85,7 +85,7 @@ class DilatedLocParser(BaseParser):
     def calibration_inputs(self) -> Iterator[np.ndarray]:
         """The user's raw frames (``data.calibration.source: files``), else simulated frames at
         the tile size from the calibration seed range."""
-        from efficientbioai.smlm.train import SEEDS, simulate_batch
+        from efficientbioai.smlm.simulated_training import SEEDS, simulate_batch
 
         spec = self.config.data.calibration
         if spec.source == "files":
@@ -95,7 +95,7 @@ class DilatedLocParser(BaseParser):
             yield from movie_calibration(spec, tile, self.in_channels, SEEDS["calibration"], convert)
             return
 
-        sim = self._simulation().model_copy(update={"frame_shape": list(self.config.inference.tile)})
+        sim = self.simulation().model_copy(update={"frame_shape": list(self.config.inference.tile)})
         for i in range(self.config.data.calibration.num_samples):
             frames, _, _ = simulate_batch(sim, 1, SEEDS["calibration"] + i)
             yield frames

@@ -2,7 +2,7 @@
 
 A localizer sees raw camera frames, so calibration must too: the frames are taken evenly
 spaced through the movies named by ``data.calibration.inputs`` (a file, a folder of 2D frames
-or a glob, read as :mod:`efficientbioai.tasks.inputs` reads movies), each cropped to the tile
+or a glob, read as :mod:`efficientbioai.io.inputs` reads movies), each cropped to the tile
 at a seeded position, with ``channels`` consecutive frames around it when the model takes
 temporal context. Frames smaller than the tile are edge-padded.
 """
@@ -22,8 +22,8 @@ def movie_calibration(
 ) -> Iterator[np.ndarray]:
     """``spec.num_samples`` float32 arrays ``(1, channels, *tile)`` cut from the user's movies;
     ``convert`` (e.g. the acquisition camera's conversion) is applied to whole frames first."""
-    from efficientbioai.runtime.sources import open_frames
-    from efficientbioai.tasks.inputs import MOVIE_READING, assumed, movie_inputs
+    from efficientbioai.io.frames import open_frames
+    from efficientbioai.io.inputs import MOVIE_READING, assumed, movie_inputs
 
     movies = []
     for path in movie_inputs(spec.inputs):

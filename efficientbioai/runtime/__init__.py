@@ -5,25 +5,22 @@ reading, copying and post-processing — not the network — limit throughput. H
 ahead in the background, batches stay in flight on every engine, post-processing runs on the
 engine's device right after it, and results are written chunk by chunk, resumably:
 
-    sources ─► prefetch ─► workers (executors) ─► pipeline (order, sink, journal)   [one machine]
+    io.frames ─► prefetch ─► workers (engine executors) ─► pipeline (order, sink, journal)   [one machine]
                                                  └► cluster (Dask workers)          [scale-out]
 
 =====================  ==============================================================
 module                 concept
 =====================  ==============================================================
 ``settings``           the ``runtime`` config section
-``sources``            readers: TIFF (mapped or page by page), .npy, zarr, folders
 ``chunks``             frame chunks with a temporal halo; volume blocks with a halo
 ``fov``                large SMLM frames as overlapping tiles, no duplicate detections
-``normalize``          whole-volume statistics applied block by block
+``global_normalizer``  whole-volume statistics applied block by block
 ``job``                ``StreamJob``: the per-chunk pieces a task provides
 ``prefetch``           bounded read-ahead in a thread or process
-``executors``          batches in flight per engine, outputs kept on the device
 ``workers``            one engine per device/stream, one thread each
 ``sink`` + ``*_sink``  outputs under a temporary name, journal, resume
-``pipeline``           the driver on one machine
+``local_pipeline``     the driver on one machine
 ``cluster``            the same jobs on Dask
-``stream``             what ``run_inference`` and ``efficientbioai stream`` call
 ``progress``           progress bar, throughput, peak memory
 =====================  ==============================================================
 

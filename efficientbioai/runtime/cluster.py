@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 from efficientbioai.errors import BackendUnavailableError
@@ -96,8 +97,6 @@ def _engine(job: StreamJob, variant: str, threads: int | None):
 
 def run_chunk(job: StreamJob, engine: Any, chunk: Any, data: Any, streams: int | None = None) -> Any:
     """One chunk through ``engine`` with several batches in flight; the chunk's merged result."""
-    from efficientbioai.runtime.executors import executor_for
-
     batches = job.batches(chunk, data)
     parts: list = [None] * len(batches)
 
@@ -105,7 +104,7 @@ def run_chunk(job: StreamJob, engine: Any, chunk: Any, data: Any, streams: int |
         part, info = meta
         parts[part] = job.postprocess(chunk, info, outputs)
 
-    executor = executor_for(engine, on_output, streams)
+    executor = engine.executor(on_output, streams)
     try:
         for part, (x, info) in enumerate(batches):
             executor.submit(x, (part, info))
@@ -129,7 +128,7 @@ def run_on_dask(
     """Stream ``job`` through the Dask cluster behind ``client`` into ``sink``."""
     from distributed import as_completed
 
-    from efficientbioai.runtime.pipeline import chunk_error
+    from efficientbioai.runtime.local_pipeline import chunk_error
 
     chunks = job.chunks()
     done = sink.start(fingerprint, settings.resume, len(chunks))
@@ -169,7 +168,8 @@ def run_on_dask(
             try:
                 buffered[chunk.index] = fut.result()
             except Exception as exc:
-                raise chunk_error(chunk, exc, "a Dask worker") from None
+                lost = _lost_with(chunk, pending) if type(exc).__name__ == "KilledWorker" else [chunk]
+                raise chunk_error(lost[0], exc, "a Dask worker", also=lost[1:]) from None
             while next_index in buffered:
                 current = chunks[next_index]
                 sink.write(current, buffered.pop(next_index))
@@ -186,3 +186,15 @@ def run_on_dask(
     finally:
         stats = progress.close(resumed_chunks=done)
     return out, stats
+
+
+def _lost_with(chunk: Any, pending: dict, grace_s: float = 2.0) -> list:
+    """Every chunk that failed with ``chunk`` when a worker died: any one of them may have killed it.
+
+    The scheduler fails all the tasks a dead worker held at once, in no particular order."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        lost = [chunk] + [c for f, c in pending.items() if f.status == "error"]
+        if time.monotonic() > deadline:
+            return sorted(lost, key=lambda c: c.index)
+        time.sleep(0.1)

@@ -22,6 +22,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from efficientbioai.registry import register_section
 from efficientbioai.section import Section
 
 
@@ -38,6 +39,7 @@ class WorkerSection(Section):
     )
 
 
+@register_section("runtime", "streaming: chunks, workers, Dask", always=True)
 class RuntimeSection(Section):
     """Streaming inference: chunking, read-ahead, engine workers, outputs, resume, scale-out."""
 

@@ -18,7 +18,6 @@ from typing import Any
 
 from efficientbioai.config import Config, split_variant
 from efficientbioai.engines.base import BaseInfer
-from efficientbioai.runtime.executors import executor_for
 from efficientbioai.runtime.job import StreamJob
 from efficientbioai.runtime.prefetch import Prefetcher
 from efficientbioai.runtime.settings import WorkerSection
@@ -71,7 +70,7 @@ class Worker(threading.Thread):
     def run(self) -> None:
         chunk, executor = None, None
         try:
-            executor = executor_for(self.engine, self._on_output, self.streams)
+            executor = self.engine.executor(self._on_output, self.streams)
             while not self.stop.is_set():
                 item = self.inbox.get(self.stop)
                 if item is None:
@@ -134,10 +133,7 @@ def worker_engines(
         else:
             engine = create_engine(variant, cfg, parser)
         if engine_name == "torch" and spec.device != "auto":
-            import torch
-
-            engine.device = torch.device(spec.device)
-            engine.model.to(engine.device)
+            engine.move_to(spec.device)
         out.append((engine, spec.streams))
     log.info("%d engine workers for %s: %s", len(out), variant, [e.describe().get("device", "cpu") for e, _ in out])
     return out

@@ -29,10 +29,14 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from efficientbioai.errors import InputError
+from efficientbioai.registry import register_section
 from efficientbioai.section import Section
 from efficientbioai.smlm.camera import Camera
 
 
+@register_section(
+    "acquisition", "SMLM: the camera of the data analysed (frames are converted to the training camera's units)"
+)
 class AcquisitionSection(Section):
     """The camera of the data being analysed (``efficientbioai camera`` estimates it)."""
 
@@ -66,7 +70,7 @@ def adu_per_photon(camera: Camera) -> float:
 def _map(path: Path | None, shape: tuple[int, int], what: str) -> np.ndarray | None:
     if path is None:
         return None
-    from efficientbioai.tasks.image_io import read_image
+    from efficientbioai.io.images import read_image
 
     image = np.squeeze(read_image(path))
     if image.ndim == 3:  # a stack of dark frames: its mean

@@ -42,6 +42,11 @@ class SpatialIntegration(nn.Module):
         plus = torch.tensor([[0.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.0, 1.0, 0.0]])
         self.register_buffer("plus", plus[None, None], persistent=False)
 
+    @classmethod
+    def from_settings(cls, settings, pixel_size: float) -> SpatialIntegration:
+        """The post-processing with the thresholds of an ``inference.localization`` section."""
+        return cls(pixel_size, settings.threshold, settings.clip, settings.split)
+
     def forward(self, out: torch.Tensor) -> torch.Tensor:
         p = out[:, :1]
         p = torch.where(p >= self.clip, p, torch.zeros_like(p))

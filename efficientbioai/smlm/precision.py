@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from efficientbioai.smlm.crlb import simulation_crlb
-from efficientbioai.smlm.metrics import match_localizations
-from efficientbioai.smlm.train import SEEDS
+from efficientbioai.smlm.localization_metrics import match_localizations
+from efficientbioai.smlm.simulated_training import SEEDS
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from efficientbioai.tasks.image_io import write_tiff
+from efficientbioai.io.images import write_tiff
 
 
 def render(

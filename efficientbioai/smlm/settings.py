@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from efficientbioai.registry import register_section
 from efficientbioai.section import Section
 from efficientbioai.smlm.camera import Camera
 from efficientbioai.smlm.psf import AstigmaticPSF, GaussianPSF
@@ -66,6 +67,7 @@ class TestSetSection(Section):
     background: tuple[float, float] = (20.0, 50.0)
 
 
+@register_section("simulation", "SMLM microscope and sample model")
 class SimulationSection(Section):
     pixel_size: float = Field(100.0, gt=0, description="nm")
     frame_shape: list[int] = Field(default_factory=lambda: [64, 64])
@@ -100,6 +102,7 @@ class SimulationSection(Section):
         return EmitterSampler(density, tuple(self.photons), tuple(self.z_range_nm), self.margin_px)
 
 
+@register_section("train", "training settings for `efficientbioai train`")
 class TrainSection(Section):
     steps: int = Field(3000, ge=1)
     batch_size: int = Field(8, ge=1)

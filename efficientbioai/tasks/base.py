@@ -11,9 +11,9 @@ import numpy as np
 from efficientbioai.config import Config
 from efficientbioai.engines.base import BaseInfer
 from efficientbioai.errors import InputError
+from efficientbioai.io.images import list_images, read_image
+from efficientbioai.io.inputs import IMAGE_READING, assumed
 from efficientbioai.parsers.base import BaseParser, Sample
-from efficientbioai.tasks.image_io import list_images, read_image
-from efficientbioai.tasks.inputs import IMAGE_READING, assumed
 
 
 class Task(ABC):

@@ -8,7 +8,7 @@ never all sit in memory at once. With a single block the result equals ``Task.pr
 
 An in-memory image is normalised whole, exactly as ``parser.preprocess`` does; a volume read
 lazily from disk is normalised per block with statistics of the whole volume
-(:class:`~efficientbioai.runtime.normalize.GlobalNormalizer`).
+(:class:`~efficientbioai.runtime.global_normalizer.GlobalNormalizer`).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 
 from efficientbioai.errors import ConfigError, InputError
+from efficientbioai.io.frames import ArraySource, FrameSource
 from efficientbioai.runtime.block_sink import BlockSink
 from efficientbioai.runtime.chunks import Block, plan_blocks
+from efficientbioai.runtime.global_normalizer import GlobalNormalizer
 from efficientbioai.runtime.job import StreamJob, source_identity
-from efficientbioai.runtime.normalize import GlobalNormalizer
-from efficientbioai.runtime.sources import ArraySource, FrameSource
 
 
 class ChannelFirst:
@@ -73,7 +73,7 @@ class BlockJob(StreamJob):
     def __init__(self, task: Any, name: str, image: Any) -> None:
         super().__init__(task, name)
         cfg, parser = task.config, task.parser
-        self.window = task._window()
+        self.window = task.window()
         if isinstance(image, FrameSource):  # read lazily: normalise with whole-volume statistics
             from efficientbioai.parsers.base import BaseParser
 

@@ -1,7 +1,7 @@
 """Image-to-image (``denoise``: Pearson, PSNR, SSIM) and semantic segmentation (``segment``: Dice).
 
 ``denoise`` reports PSNR and SSIM after CARE's normalisation (target percentile-normalised,
-prediction affinely fitted to it, :func:`~efficientbioai.tasks.metrics.care_normalize`) as
+prediction affinely fitted to it, :func:`~efficientbioai.tasks.image_metrics.care_normalize`) as
 ``psnr`` / ``ssim``, and in the prediction's own units as ``psnr_raw`` / ``ssim_raw``.
 
 Both normalise the image as the parser says, run it through :class:`SlidingWindow` at the
@@ -16,21 +16,21 @@ import numpy as np
 
 from efficientbioai.engines.base import BaseInfer
 from efficientbioai.errors import InputError
+from efficientbioai.io.images import write_tiff
 from efficientbioai.parsers.base import Sample
 from efficientbioai.registry import register_task
 from efficientbioai.tasks.base import Task
-from efficientbioai.tasks.image_io import write_tiff
-from efficientbioai.tasks.metrics import dice, normalized_psnr, normalized_ssim, pearson, psnr, ssim
+from efficientbioai.tasks.image_metrics import dice, normalized_psnr, normalized_ssim, pearson, psnr, ssim
 from efficientbioai.tasks.tiling import SlidingWindow
 
 
 class _TiledTask(Task):
-    def _window(self) -> SlidingWindow:
+    def window(self) -> SlidingWindow:
         inf = self.config.inference
         return SlidingWindow(tuple(inf.tile), inf.overlap, inf.blend, inf.batch_size)
 
     def _raw(self, engine: BaseInfer, sample: Sample) -> np.ndarray:
-        return self._window()(self.parser.preprocess(sample.image), engine)
+        return self.window()(self.parser.preprocess(sample.image), engine)
 
     def finish(self, raw: np.ndarray) -> np.ndarray:
         """Raw network output ``(C, *spatial)`` → the task's output."""

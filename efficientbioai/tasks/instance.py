@@ -12,10 +12,10 @@ from efficientbioai.cellpose.segment import masks_from_flows, predict_flows, pre
 from efficientbioai.datasets.nuclei import renumber
 from efficientbioai.engines.base import BaseInfer
 from efficientbioai.errors import InputError
+from efficientbioai.io.images import write_tiff
 from efficientbioai.parsers.base import Sample
 from efficientbioai.registry import register_task
 from efficientbioai.tasks.base import Task
-from efficientbioai.tasks.image_io import write_tiff
 
 #: IoU thresholds of the reported average precision (the cellpose papers' set).
 IOU_THRESHOLDS = (0.5, 0.75, 0.9)

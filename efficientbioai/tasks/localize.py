@@ -2,7 +2,7 @@
 
 The network runs on whole frames (fully convolutional; padded to an even size), the
 spatial integration runs right after it as torch ops, and only the final list of detections
-is built on the host. Scores follow the SMLM challenge (:mod:`efficientbioai.smlm.metrics`).
+is built on the host. Scores follow the SMLM challenge (:mod:`efficientbioai.smlm.localization_metrics`).
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import torch
 
 from efficientbioai.engines.base import BaseInfer
 from efficientbioai.errors import ConfigError, InputError
+from efficientbioai.io.inputs import MOVIE_READING, assumed, movie_inputs
 from efficientbioai.parsers.base import Sample
 from efficientbioai.registry import register_task
 from efficientbioai.smlm.acquisition import camera_conversion
 from efficientbioai.smlm.io import write_thunderstorm
-from efficientbioai.smlm.metrics import score_localizations
-from efficientbioai.smlm.postprocess import dense_to_table, is_dense
+from efficientbioai.smlm.localization_metrics import score_localizations
+from efficientbioai.smlm.postprocess import SpatialIntegration, dense_to_table, is_dense
 from efficientbioai.tasks.base import Task
-from efficientbioai.tasks.inputs import MOVIE_READING, assumed, movie_inputs
 
 #: Smallest frame side the network accepts (its receptive field is ~67 px; below 8 px nothing works).
 MIN_FRAME = 8
@@ -63,7 +63,7 @@ class LocalizationTask(Task):
     def count(self, sample: Sample) -> int:
         return int(len(sample.image))
 
-    def _simulation(self):
+    def simulation(self):
         sim = self.config.simulation
         if sim is None:
             raise ConfigError("the localize task needs a 'simulation' section (pixel size at least)")
@@ -72,16 +72,16 @@ class LocalizationTask(Task):
     def samples(self) -> Iterator[Sample]:
         inf = self.config.inference
         if inf.input is not None:  # read lazily: the runtime streams them a chunk at a time
-            from efficientbioai.runtime.sources import open_frames
+            from efficientbioai.io.frames import open_frames
 
             for path in movie_inputs(inf.input):
                 with assumed(MOVIE_READING):
                     stack = check_lazy_stack(open_frames(path), str(path))
                 yield Sample(path.stem, stack, None)
             return
-        from efficientbioai.smlm.train import SEEDS, simulate_batch, simulate_blinking_stack, truth_table
+        from efficientbioai.smlm.simulated_training import SEEDS, simulate_batch, simulate_blinking_stack, truth_table
 
-        sim = self._simulation().for_test()
+        sim = self.simulation().for_test()
         if self.parser.in_channels > 1:  # temporal context needs consecutive, correlated frames
             frames, truth = simulate_blinking_stack(sim, sim.test.frames, SEEDS["evaluation"])
             yield Sample("simulated_test", frames, truth)
@@ -117,7 +117,7 @@ class LocalizationTask(Task):
         t, h, w = stack.shape
         pad = ((0, 0), (0, h % 2), (0, w % 2))  # one 2× pooling inside the network
         stack = np.pad(stack, pad, mode="edge") if any(p[1] for p in pad) else stack
-        post = self.config.inference.localization.build(self._simulation().pixel_size)
+        post = SpatialIntegration.from_settings(self.config.inference.localization, self.simulation().pixel_size)
         bs = self.config.inference.batch_size
         batches = (self._windows(stack, i, min(i + bs, t)) for i in range(0, t, bs))
         tables = []
@@ -147,11 +147,11 @@ class LocalizationTask(Task):
     def extras(self, outputs: list[np.ndarray], samples: list[Sample], folder: Path) -> dict:
         """A super-resolution rendering per stack and, with ground truth, RMSE vs CRLB over z."""
         from efficientbioai.smlm.crlb import simulation_crlb
-        from efficientbioai.smlm.metrics import rmse_by_z
+        from efficientbioai.smlm.localization_metrics import rmse_by_z
         from efficientbioai.smlm.plots import plot_rmse_vs_crlb
         from efficientbioai.smlm.render import render, save_rendering
 
-        sim = self._simulation()
+        sim = self.simulation()
         files = {}
         for output, sample in zip(outputs, samples):
             field = (sample.image.shape[1] * sim.pixel_size, sample.image.shape[2] * sim.pixel_size)

@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 
 from efficientbioai.errors import ConfigError, InputError
+from efficientbioai.io.frames import ArraySource, as_source
 from efficientbioai.runtime.chunks import Chunk, plan_frames
 from efficientbioai.runtime.csv_sink import CsvTableSink, empty_table
 from efficientbioai.runtime.fov import FieldTile, FieldTiler
 from efficientbioai.runtime.job import StreamJob, source_identity
-from efficientbioai.runtime.sources import ArraySource, as_source
 from efficientbioai.smlm.postprocess import SpatialIntegration, is_dense
 
 #: Smallest frame side the network accepts (as :func:`efficientbioai.tasks.localize.check_stack`).
@@ -124,7 +124,7 @@ class LocalizeJob(StreamJob):
         self.channels = task.parser.in_channels
         self.batch_size = cfg.inference.batch_size
         self.chunk_frames = cfg.runtime.chunk_frames
-        self.pixel_size = task._simulation().pixel_size
+        self.pixel_size = task.simulation().pixel_size
         self._thresholds = task.config.inference.localization
         h, w = source.shape[1:]
         ft = cfg.runtime.field_tile
@@ -179,7 +179,7 @@ class LocalizeJob(StreamJob):
         key = str(device)
         with self._lock:
             if key not in self._post:
-                self._post[key] = self._thresholds.build(self.pixel_size).to(device)
+                self._post[key] = SpatialIntegration.from_settings(self._thresholds, self.pixel_size).to(device)
             return self._post[key]
 
     def postprocess(self, chunk: Chunk, info: Any, outputs: list) -> np.ndarray:

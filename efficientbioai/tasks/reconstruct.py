@@ -4,7 +4,7 @@ Frames are streamed (TIFF pages / memory-mapped ``.npy`` read a batch at a time)
 the ×``upsample`` grid and summed into a preallocated accumulator — on the device for torch,
 inside the graph for exported models (see :mod:`efficientbioai.deepstorm.accumulate`). The
 result is scored against the ground-truth image rendered from the true positions with NMSE and
-PSNR (:mod:`efficientbioai.deepstorm.metrics`), and written as TIFF + PNG; the deployed variant
+PSNR (:mod:`efficientbioai.deepstorm.reconstruction_metrics`), and written as TIFF + PNG; the deployed variant
 also writes the ground truth rendering and the local maxima as an SMLM CSV.
 
 Without ``inference.input`` the task reconstructs a simulated microtubule-like test stack
@@ -22,16 +22,16 @@ import numpy as np
 
 from efficientbioai.deepstorm import SEEDS
 from efficientbioai.deepstorm.accumulate import sum_predictions
-from efficientbioai.deepstorm.metrics import reconstruction_scores, truth_image
+from efficientbioai.deepstorm.reconstruction_metrics import reconstruction_scores, truth_image
 from efficientbioai.deepstorm.stack import check_stack, frame_batches
 from efficientbioai.engines.base import BaseInfer
 from efficientbioai.errors import ConfigError, InputError
+from efficientbioai.io.frames import open_frames
+from efficientbioai.io.images import read_image
+from efficientbioai.io.inputs import MOVIE_READING, assumed, movie_inputs
 from efficientbioai.parsers.base import Sample
 from efficientbioai.registry import register_task
-from efficientbioai.runtime.sources import open_frames
 from efficientbioai.tasks.base import Task
-from efficientbioai.tasks.image_io import read_image
-from efficientbioai.tasks.inputs import MOVIE_READING, assumed, movie_inputs
 
 
 @register_task("reconstruct")
@@ -55,7 +55,7 @@ class ReconstructionTask(Task):
         """Frame sides the network needs (frames are padded to it and the output cropped back)."""
         return int(getattr(self.parser.build_model(), "multiple", 1))
 
-    def _simulation(self):
+    def simulation(self):
         if self.config.simulation is None:
             raise ConfigError("the reconstruct task needs a 'simulation' section (pixel size at least)")
         return self.config.simulation
@@ -80,7 +80,7 @@ class ReconstructionTask(Task):
             return
         from efficientbioai.deepstorm.filaments import simulate_filament_stack
 
-        sim = self._simulation().for_test()
+        sim = self.simulation().for_test()
         frames, truth = simulate_filament_stack(sim, self._settings().filaments, sim.test.frames, SEEDS["evaluation"])
         yield Sample("simulated_test", frames, truth_image(truth, frames.shape[1:], sim.pixel_size, self.upsample))
 
@@ -90,7 +90,7 @@ class ReconstructionTask(Task):
         if path.suffix.lower() == ".csv":
             from efficientbioai.smlm.io import read_localizations
 
-            return truth_image(read_localizations(path), frame_shape, self._simulation().pixel_size, self.upsample)
+            return truth_image(read_localizations(path), frame_shape, self.simulation().pixel_size, self.upsample)
         image = read_image(path)
         if image.shape != want:
             raise InputError(f"{path}: ground-truth image is {image.shape}; it must be {want} (×{self.upsample} grid)")
@@ -133,7 +133,7 @@ class ReconstructionTask(Task):
         from efficientbioai.smlm.io import write_thunderstorm
         from efficientbioai.smlm.render import save_rendering
 
-        fine = self._simulation().pixel_size / self.upsample
+        fine = self.simulation().pixel_size / self.upsample
         files: dict = {}
         for output, sample in zip(outputs, samples):
             table = local_maxima(output, fine)

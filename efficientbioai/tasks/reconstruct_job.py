@@ -18,9 +18,9 @@ import torch
 from efficientbioai.deepstorm.data import pad_frames
 from efficientbioai.deepstorm.stack import check_stack
 from efficientbioai.errors import ConfigError
+from efficientbioai.io.frames import as_source
 from efficientbioai.runtime.chunks import Chunk, plan_frames
 from efficientbioai.runtime.job import StreamJob, source_identity
-from efficientbioai.runtime.sources import as_source
 from efficientbioai.runtime.sum_sink import SumSink
 
 

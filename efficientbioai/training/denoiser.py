@@ -22,8 +22,8 @@ from efficientbioai.datasets.fluorescence import SEED_OFFSETS, make_pair
 from efficientbioai.errors import ConfigError
 from efficientbioai.manifest import write_json
 from efficientbioai.parsers.checkpoint import save_checkpoint, training_output
-from efficientbioai.registry import PARSERS
-from efficientbioai.tasks.metrics import pearson
+from efficientbioai.registry import PARSERS, register_trainer
+from efficientbioai.tasks.image_metrics import pearson
 
 log = logging.getLogger(__name__)
 
@@ -105,3 +105,11 @@ def train_denoiser(
     write_json(out.with_suffix(".json"), info)
     log.info("wrote %s (validation Pearson %.4f)", out, info["validation_pearson"])
     return out
+
+
+@register_trainer("monai_unet")
+def train(config_path: str | Path, resume: bool = False, output: str | Path | None = None) -> Path:
+    """``efficientbioai train`` for a denoiser: :func:`train_denoiser` with its default steps."""
+    if resume:
+        raise ConfigError("--resume is not supported for denoisers; train-denoiser --steps N trains anew")
+    return train_denoiser(config_path, output=output)

@@ -7,9 +7,9 @@ import yaml
 
 pytest.importorskip("cellpose")
 
+from efficientbioai.api.infer import run_inference  # noqa: E402
 from efficientbioai.cellpose.network import build_cpnet  # noqa: E402
-from efficientbioai.compression.pipeline import compress  # noqa: E402
-from efficientbioai.run import run_inference  # noqa: E402
+from efficientbioai.compression.experiment import compress  # noqa: E402
 
 
 def test_pruned_cpnet_chain(tmp_path):

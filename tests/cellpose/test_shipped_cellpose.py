@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("cellpose")
 
-from efficientbioai.compression.pipeline import compress  # noqa: E402
+from efficientbioai.api.infer import run_inference  # noqa: E402
+from efficientbioai.compression.experiment import compress  # noqa: E402
 from efficientbioai.config import dump_config, load_config  # noqa: E402
-from efficientbioai.run import run_inference  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "cellpose_nuclei.yaml"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from efficientbioai.deepstorm.metrics import nmse, psnr, reconstruction_scores, truth_image
+from efficientbioai.deepstorm.reconstruction_metrics import nmse, psnr, reconstruction_scores, truth_image
 
 
 def test_nmse_and_psnr_on_known_values():

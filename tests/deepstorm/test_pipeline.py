@@ -7,12 +7,13 @@ import pytest
 import tifffile
 import torch
 
+from efficientbioai.api.infer import run_inference
 from efficientbioai.cli import main
-from efficientbioai.compression.pipeline import compress, create_parser
+from efficientbioai.compression.experiment import compress
 from efficientbioai.config import parse_config
 from efficientbioai.errors import ConfigError, InputError
+from efficientbioai.parsers.base import create_parser
 from efficientbioai.registry import PARSERS, TASKS
-from efficientbioai.run import run_inference
 from efficientbioai.smlm.io import read_localizations, write_thunderstorm
 from tests.deepstorm.helpers import TINY
 from tests.helpers import write_config

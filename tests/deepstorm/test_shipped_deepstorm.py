@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from efficientbioai.compression.pipeline import compress
+from efficientbioai.api.infer import run_inference
+from efficientbioai.compression.experiment import compress
 from efficientbioai.config import dump_config, load_config
-from efficientbioai.run import run_inference
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "deepstorm.yaml"

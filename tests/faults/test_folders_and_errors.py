@@ -170,12 +170,12 @@ def test_pickled_checkpoint_says_why_and_how_to_convert(tmp_path, capsys):
 
 
 def test_ctrl_c_during_compress_does_not_mention_resume(tiny_checkpoint, tmp_path, capsys, monkeypatch):
-    from efficientbioai.compression import pipeline
+    from efficientbioai.compression import experiment
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "export_onnx", interrupt)
+    monkeypatch.setattr(experiment, "export_onnx", interrupt)
     config = _config(tmp_path, tiny_checkpoint)
     assert main(["compress", "--config", str(config), "--exp_path", str(tmp_path / "x")]) == 130
     err = capsys.readouterr().err
@@ -189,7 +189,7 @@ def test_an_engine_failing_mid_run_is_one_line(tiny_experiment, tmp_path, capfd,
 
     exp = experiment_copy(tiny_experiment, tmp_path)
     calls = {"n": 0}
-    real = OPVModule._check
+    real = OPVModule.prepare
 
     def failing(self, x):  # called for every batch the worker submits to OpenVINO's async queue
         calls["n"] += 1
@@ -197,7 +197,7 @@ def test_an_engine_failing_mid_run_is_one_line(tiny_experiment, tmp_path, capfd,
             raise RuntimeError("device lost: an illegal memory access was encountered")
         return real(self, x)
 
-    monkeypatch.setattr(OPVModule, "_check", failing)
+    monkeypatch.setattr(OPVModule, "prepare", failing)
     image = tmp_path / "img.npy"
     np.save(image, np.ones((256, 256), np.float32))
     data = yaml.safe_load((exp / "deploy.yaml").read_text())

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from efficientbioai.compression.pipeline import compress
+from efficientbioai.api.infer import run_inference
+from efficientbioai.compression.experiment import compress
 from efficientbioai.config import load_config
-from efficientbioai.run import run_inference
 from tests.helpers import TINY, write_config
 
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from efficientbioai.compression.prune import protected_modules
-from efficientbioai.compression.pruned_checkpoint import load_pruned, save_pruned
 from efficientbioai.compression.tp_compat import fold_affine_norms, unfold_affine_norms
 from efficientbioai.config import Config, PruneSection
 from efficientbioai.errors import ConfigError, InputError
+from efficientbioai.parsers.pruned_checkpoint import load_pruned, save_pruned
 from efficientbioai.registry import PARSERS, PRUNERS
 
 MONAI = {

@@ -3,7 +3,7 @@
 import copy
 
 from efficientbioai.cli import main
-from efficientbioai.compression.sensitivity import sensitivity_sweep
+from efficientbioai.evaluation.prune_sweep import sensitivity_sweep
 from tests.helpers import TINY, write_config
 
 

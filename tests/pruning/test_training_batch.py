@@ -5,8 +5,8 @@ import copy
 
 import numpy as np
 
-from efficientbioai.compression.pipeline import create_parser
 from efficientbioai.config import load_config
+from efficientbioai.parsers.base import create_parser
 from tests.helpers import TINY, write_config
 
 

@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from efficientbioai.cli import main
-from efficientbioai.compression.pipeline import compress
+from efficientbioai.compression.experiment import compress
 from efficientbioai.runtime.csv_sink import CsvTableSink
 from efficientbioai.smlm.io import read_localizations
 from tests.helpers import write_config
@@ -17,8 +17,8 @@ from tests.runtime.test_tasks import SMLM
 
 @pytest.fixture(scope="module")
 def deploy(tmp_path_factory):
-    from efficientbioai.compression.pipeline import create_parser
     from efficientbioai.config import parse_config
+    from efficientbioai.parsers.base import create_parser
 
     folder = tmp_path_factory.mktemp("cli")
     torch.manual_seed(0)
@@ -49,10 +49,9 @@ def test_stream_then_interrupted_and_resumed(deploy, tmp_path, monkeypatch, caps
     full = (tmp_path / "full" / "movie.csv").read_bytes()
     assert "30 frames in" in capsys.readouterr().out and len(read_localizations(tmp_path / "full" / "movie.csv")) > 0
     # the same rows as the whole-stack path with the same engine (OpenVINO's async queue here)
-    from efficientbioai.compression.pipeline import create_parser
     from efficientbioai.config import load_config
     from efficientbioai.engines.factory import create_engine
-    from efficientbioai.parsers.base import Sample
+    from efficientbioai.parsers.base import Sample, create_parser
     from efficientbioai.registry import TASKS
 
     config = load_config(deploy)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from efficientbioai.errors import ChunkError, ConfigError
-from efficientbioai.runtime.pipeline import Pipeline
+from efficientbioai.runtime.local_pipeline import Pipeline
 from efficientbioai.runtime.settings import RuntimeSection
 from efficientbioai.runtime.workers import Worker
 from efficientbioai.smlm.io import read_localizations, write_thunderstorm

@@ -7,7 +7,7 @@ import pytest
 import tifffile
 
 from efficientbioai.errors import InputError
-from efficientbioai.runtime.sources import TiffSource, as_source, open_frames
+from efficientbioai.io.frames import TiffSource, as_source, open_frames
 
 STACK = (np.arange(30 * 20 * 24) % 1000).reshape(30, 20, 24).astype(np.uint16)
 

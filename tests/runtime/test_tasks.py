@@ -5,13 +5,12 @@ import pytest
 import torch
 from torch import nn
 
-from efficientbioai.compression.pipeline import create_parser
 from efficientbioai.config import parse_config
 from efficientbioai.engines.torch_engine import TorchModule
-from efficientbioai.parsers.base import Sample
+from efficientbioai.io.frames import ArraySource
+from efficientbioai.parsers.base import Sample, create_parser
 from efficientbioai.registry import TASKS
-from efficientbioai.runtime.pipeline import Pipeline
-from efficientbioai.runtime.sources import ArraySource
+from efficientbioai.runtime.local_pipeline import Pipeline
 from tests.helpers import TINY
 from tests.numerics import assert_close_to_peak, assert_same_detections, tolerance_of
 

@@ -10,10 +10,10 @@ import yaml
 
 from efficientbioai.cli import main
 from efficientbioai.errors import InputError
+from efficientbioai.evaluation.camera_experiment import OTHER_SCMOS, localize_with_cameras
 from efficientbioai.smlm.acquisition import AcquisitionSection, CameraConversion, adu_per_photon
 from efficientbioai.smlm.camera import EMCCD, SCMOS
 from efficientbioai.smlm.camera_estimate import estimate_camera
-from efficientbioai.smlm.camera_experiment import OTHER_SCMOS, localize_with_cameras
 from efficientbioai.smlm.psf import GaussianPSF
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

@@ -7,12 +7,13 @@ import pytest
 import tifffile
 import torch
 
-from efficientbioai.compression.pipeline import compress, create_parser
+from efficientbioai.api.infer import run_inference
+from efficientbioai.compression.experiment import compress
 from efficientbioai.config import parse_config
 from efficientbioai.engines.torch_engine import TorchModule
 from efficientbioai.errors import ConfigError, InputError
+from efficientbioai.parsers.base import create_parser
 from efficientbioai.registry import TASKS
-from efficientbioai.run import run_inference
 from efficientbioai.smlm.io import read_localizations
 from efficientbioai.tasks.localize import check_stack
 from tests.helpers import write_config
@@ -33,7 +34,7 @@ CFG = {
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """CFG with a checkpoint trained for 40 steps (untrained nets saturate their heads on raw ADU)."""
-    from efficientbioai.smlm.train import train_dilatedloc
+    from efficientbioai.training.dilatedloc import train_dilatedloc
 
     folder = tmp_path_factory.mktemp("dl")
     cfg = {
@@ -49,7 +50,7 @@ def test_resume_keeps_the_record_of_the_run_it_continues(tmp_path, trained):
     import json
     import shutil
 
-    from efficientbioai.smlm.train import train_dilatedloc
+    from efficientbioai.training.dilatedloc import train_dilatedloc
 
     ckpt = tmp_path / "dl.pt"
     shutil.copy(trained["model"]["checkpoint"], ckpt)
@@ -79,7 +80,7 @@ def test_training_never_overwrites_the_configs_checkpoint_unless_asked(tmp_path,
     never overwritten); --resume still continues from model.checkpoint."""
     import shutil
 
-    from efficientbioai.smlm.train import train_dilatedloc
+    from efficientbioai.training.dilatedloc import train_dilatedloc
 
     ckpt = tmp_path / "shipped.pt"
     shutil.copy(trained["model"]["checkpoint"], ckpt)
@@ -145,7 +146,7 @@ def test_post_processing_exported_into_the_graph(tmp_path, trained):
     from efficientbioai.config import load_config
     from efficientbioai.engines.factory import create_engine
     from efficientbioai.parsers.base import Sample
-    from efficientbioai.smlm.train import SEEDS, simulate_batch
+    from efficientbioai.smlm.simulated_training import SEEDS, simulate_batch
 
     cfg = {**trained, "inference": {**trained["inference"], "localization": {"in_graph": True}}}
     variants = ["torch:fp32", "openvino:fp32", "openvino:int8", "onnxruntime:int8"]
@@ -182,7 +183,7 @@ def test_user_stack_is_checked(tmp_path, trained):
 
 
 def test_temporal_context_blinking_and_windows():
-    from efficientbioai.smlm.train import simulate_batch, simulate_blinking_stack
+    from efficientbioai.smlm.simulated_training import simulate_batch, simulate_blinking_stack
 
     cfg = parse_config({**CFG, "model": {"parser": "dilatedloc", "params": {"width": 8, "frames": 3}}})
     sim = cfg.simulation

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from efficientbioai.smlm.metrics import efficiency, match_localizations, score_localizations
+from efficientbioai.smlm.localization_metrics import efficiency, match_localizations, score_localizations
 
 
 def test_perfect_and_empty():
@@ -43,7 +43,7 @@ def test_bad_table():
 
 
 def test_rmse_by_z_and_plot(tmp_path):
-    from efficientbioai.smlm.metrics import rmse_by_z
+    from efficientbioai.smlm.localization_metrics import rmse_by_z
     from efficientbioai.smlm.plots import plot_rmse_vs_crlb
 
     rng = np.random.default_rng(0)

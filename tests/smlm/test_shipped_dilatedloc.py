@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from efficientbioai.compression.pipeline import compress
+from efficientbioai.api.infer import run_inference
+from efficientbioai.compression.experiment import compress
 from efficientbioai.config import dump_config, load_config
-from efficientbioai.run import run_inference
 from efficientbioai.smlm.crlb import simulation_crlb
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,9 +76,8 @@ def test_int8_stays_close_to_fp32(report):
 def test_single_emitter_precision_near_the_crlb(report):
     """The DilatedLoc paper's CRLB test (isolated emitters, constant photons and background,
     25 z positions): mean per-axis lateral RMSE within ``precision_ratio`` × the mean CRLB."""
-    from efficientbioai.compression.pipeline import create_parser
     from efficientbioai.engines.factory import create_engine
-    from efficientbioai.parsers.base import Sample
+    from efficientbioai.parsers.base import Sample, create_parser
     from efficientbioai.registry import TASKS
     from efficientbioai.smlm.precision import precision_test
 

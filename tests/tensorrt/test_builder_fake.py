@@ -11,8 +11,9 @@ import json
 import pytest
 
 from efficientbioai.compression import convert_tensorrt
-from efficientbioai.compression.convert_tensorrt import build_engine, build_tensorrt_variant, profile_shapes
+from efficientbioai.compression.convert_tensorrt import build_engine, build_tensorrt_variant
 from efficientbioai.config import parse_config
+from efficientbioai.engines.tensorrt_support import profile_shapes
 from efficientbioai.errors import BackendUnavailableError, ExportError
 from tests.tensorrt.conftest import TRT_TINY, install_fake
 from tests.tensorrt.fake_tensorrt import make_fake_tensorrt
@@ -123,7 +124,7 @@ def test_build_variant_quantizes_then_builds_on_the_device(fake_trt, trt_parser,
 
 
 def test_shapes_helper_matches_the_builder_input(trt_onnx):
-    from efficientbioai.compression.convert_tensorrt import Profile, onnx_inputs
+    from efficientbioai.engines.tensorrt_support import Profile, onnx_inputs
 
     shapes = profile_shapes(onnx_inputs(trt_onnx), Profile(1, 2, 4, (64, 64), (64, 64), (128, 128)))
     assert shapes["input"] == ((1, 1, 64, 64), (2, 1, 64, 64), (4, 1, 128, 128))

@@ -10,10 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from efficientbioai.compression.convert_tensorrt import Profile, build_engine, on_device, onnx_inputs, profile_shapes
+from efficientbioai.compression.convert_tensorrt import build_engine
 from efficientbioai.engines.ort_engine import ORTModule
-from efficientbioai.measure import measure_latency
-from efficientbioai.tasks.metrics import pearson
+from efficientbioai.engines.tensorrt_support import Profile, on_device, onnx_inputs, profile_shapes
+from efficientbioai.evaluation.measure import measure_latency
+from efficientbioai.tasks.image_metrics import pearson
 
 
 @pytest.fixture(scope="module")

@@ -31,10 +31,11 @@ def test_compress_without_tensorrt_fails_plainly_and_leaves_nothing(no_trt, trt_
 
 
 def test_compress_and_run_with_the_fake_tensorrt(fake_trt, trt_config, tmp_path):
-    from efficientbioai.compression.pipeline import compress, create_parser
+    from efficientbioai.compression.experiment import compress
     from efficientbioai.config import load_config
     from efficientbioai.engines.factory import create_engine
     from efficientbioai.engines.tensorrt_engine import TRTModule
+    from efficientbioai.parsers.base import create_parser
 
     deploy = compress(trt_config, tmp_path / "exp")
     exp = deploy.parent
@@ -55,8 +56,8 @@ def test_compress_and_run_with_the_fake_tensorrt(fake_trt, trt_config, tmp_path)
 def test_tensorrt_qdq_model_uses_the_accuracy_control_ranking(fake_trt, tmp_path):
     """With quantize.onnxruntime.max_accuracy_drop the symmetric S8 QDQ model TensorRT builds
     from is ranked and reduced on the validation split, as ONNX Runtime int8 is."""
-    from efficientbioai.compression.pipeline import compress
-    from efficientbioai.compression.quantize_trt import check_symmetric_s8
+    from efficientbioai.compression.experiment import compress
+    from efficientbioai.engines.tensorrt_qdq import check_symmetric_s8
 
     cfg = {**TRT_TINY, "quantize": {"onnxruntime": {"max_accuracy_drop": 1e-6}}}
     cfg["data"] = {**TRT_TINY.get("data", {}), "validation": {"num_samples": 2}}

@@ -2,8 +2,8 @@
 
 import pytest
 
-from efficientbioai.compression.convert_tensorrt import Profile, onnx_inputs, profile_from_config, profile_shapes
 from efficientbioai.config import parse_config
+from efficientbioai.engines.tensorrt_support import Profile, onnx_inputs, profile_from_config, profile_shapes
 from efficientbioai.errors import ConfigError
 
 BASE = {"model": {"parser": "monai_unet"}, "inference": {"tile": [64, 48], "batch_size": 4}}

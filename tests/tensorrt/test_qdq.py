@@ -6,11 +6,11 @@ import pytest
 from onnx import numpy_helper
 
 from efficientbioai.compression.quantize_ort import OnnxRuntimeQuantizer
-from efficientbioai.compression.quantize_trt import TRT_OP_TYPES, check_symmetric_s8, summarize_qdq
 from efficientbioai.config import OnnxRuntimeQuantSection
 from efficientbioai.engines.ort_engine import ORTModule
+from efficientbioai.engines.tensorrt_qdq import TRT_OP_TYPES, check_symmetric_s8, summarize_qdq
 from efficientbioai.errors import ArtefactError
-from efficientbioai.tasks.metrics import pearson
+from efficientbioai.tasks.image_metrics import pearson
 
 
 def _qdq_nodes(path):

@@ -16,7 +16,7 @@ from efficientbioai.compression.convert_tensorrt import build_engine
 from efficientbioai.config import parse_config
 from efficientbioai.engines.tensorrt_engine import TRTModule
 from efficientbioai.errors import ArtefactError, BackendUnavailableError, InputError
-from efficientbioai.measure import measure_latency
+from efficientbioai.evaluation.measure import measure_latency
 from tests.tensorrt.conftest import TRT_TINY
 
 SHAPES = {"input": ((1, 1, 32, 32), (2, 1, 64, 64), (4, 1, 128, 128))}

@@ -8,12 +8,11 @@ synchronised. The fake engine computes ``2 * x``, so the blended result is twice
 import numpy as np
 
 from efficientbioai.compression.convert_tensorrt import build_engine
-from efficientbioai.compression.pipeline import create_parser
 from efficientbioai.config import parse_config
 from efficientbioai.engines.tensorrt_engine import TRTModule
-from efficientbioai.parsers.base import Sample
+from efficientbioai.parsers.base import Sample, create_parser
 from efficientbioai.registry import TASKS
-from efficientbioai.runtime.pipeline import Pipeline
+from efficientbioai.runtime.local_pipeline import Pipeline
 from tests.tensorrt.conftest import TRT_TINY
 
 SHAPES = {"input": ((1, 1, 32, 32), (2, 1, 32, 32), (4, 1, 32, 32))}

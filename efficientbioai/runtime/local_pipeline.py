@@ -28,15 +28,16 @@ from efficientbioai.runtime.workers import Worker
 log = logging.getLogger(__name__)
 
 
-def chunk_error(chunk: Any, exc: BaseException, where: str | None = None) -> EfficientBioAIError:
-    """An error naming the chunk and the stage (``exc.stage``: reading, an engine worker, ...).
+def chunk_error(chunk: Any, exc: BaseException, where: str | None = None, also: list = ()) -> EfficientBioAIError:
+    """An error naming the chunk (and ``also`` the chunks lost with it) and the stage
+    (``exc.stage``: reading, an engine worker, ...).
 
     Input problems stay :class:`InputError` (the user fixes the file); anything else becomes a
     :class:`ChunkError`.
     """
     if isinstance(exc, ChunkError):
         return exc
-    what = chunk.describe() if chunk is not None else "before the first chunk"
+    what = ", ".join(c.describe() for c in [chunk, *also]) if chunk is not None else "before the first chunk"
     where = where or getattr(exc, "stage", "an engine worker")
     kind = type(exc) if isinstance(exc, EfficientBioAIError) else ChunkError
     err = kind(f"{what} failed in {where}: {type(exc).__name__}: {exc}")

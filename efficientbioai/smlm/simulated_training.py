@@ -1,33 +1,22 @@
-"""Train DilatedLoc on frames simulated on the fly from the config's ``simulation`` section.
+"""Simulated DilatedLoc batches with their truth, validation on a fixed stack, and fine-tuning.
 
-    efficientbioai train --config configs/dilatedloc_astig3d.yaml
-
-Every step draws a fresh batch (seeds from the ``train`` range); every ``validation_every``
-steps the model localizes a fixed validation stack (its own seed range, never the evaluation
-stack) and the Jaccard index and lateral/axial RMSE are logged. The checkpoint (a state_dict)
-is written atomically to ``--output`` (default: a new file beside ``model.checkpoint``) with a
-JSON record beside it; ``--resume`` continues from ``model.checkpoint``.
+The seed ranges keep the splits apart: training, validation, calibration, evaluation and the
+precision test never share a simulated frame. ``efficientbioai train`` (its loop is in
+:mod:`efficientbioai.training.dilatedloc`) and post-pruning fine-tuning both draw from here.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from efficientbioai.config import Config, load_config
-from efficientbioai.errors import ConfigError
-from efficientbioai.manifest import write_json
-from efficientbioai.parsers.checkpoint import save_checkpoint, training_output
+from efficientbioai.smlm.localization_metrics import score_localizations
 from efficientbioai.smlm.loss import dilatedloc_loss
-from efficientbioai.smlm.metrics import score_localizations
 from efficientbioai.smlm.postprocess import SpatialIntegration, dense_to_table
-from efficientbioai.smlm.settings import SimulationSection, TrainSection
+from efficientbioai.smlm.settings import SimulationSection
 
 log = logging.getLogger(__name__)
 
@@ -148,65 +137,6 @@ def validate(
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in score.as_dict().items()}
 
 
-def train_dilatedloc(config: Config | str | Path, resume: bool = False, output: str | Path | None = None) -> Path:
-    """Train the config's model; returns the checkpoint path (``output``, default a new file beside
-    ``model.checkpoint``). ``resume`` continues from ``model.checkpoint`` and its record."""
-    from efficientbioai.compression.pipeline import create_parser
-
-    cfg = config if isinstance(config, Config) else load_config(config)
-    source = str(config) if not isinstance(config, Config) else "<config>.yaml"
-    if cfg.simulation is None:
-        raise ConfigError("training needs a 'simulation' section (the microscope to simulate)")
-    settings = cfg.train or TrainSection()
-    sim = cfg.simulation
-    parser = create_parser(cfg)
-    if parser.task_name != "localize":
-        raise ConfigError(
-            f"model.parser {cfg.model.parser!r} is not a DilatedLoc (localize) model; nothing was trained"
-        )
-    out = training_output(cfg.model.checkpoint, output)
-    ckpt = Path(cfg.model.checkpoint) if cfg.model.checkpoint else out
-    torch.manual_seed(settings.seed)
-    torch.set_flush_denormal(True)  # denormal activations slow every op (see engines/torch_engine.py)
-    model = parser.load_model() if resume and ckpt.is_file() else parser.build_model()
-    record = ckpt.with_suffix(".json")
-    earlier = json.loads(record.read_text()) if resume and record.is_file() else None
-    opt = torch.optim.NAdam(model.parameters(), lr=settings.lr)
-    sched = torch.optim.lr_scheduler.StepLR(opt, settings.lr_step, settings.lr_decay)
-    z_scale, photon_scale = float(model.z_scale), float(model.photon_scale)
-    post = cfg.inference.localization.build(sim.pixel_size)
-    history, start = [], time.time()
-    bar = tqdm(range(settings.steps), desc="training DilatedLoc", mininterval=2.0)
-    for step in bar:
-        model.train()
-        x, t, m = simulate_batch(
-            sim, settings.batch_size, SEEDS["train"] + settings.seed * 1_000_003 + step, frames=model.frames
-        )
-        loss, parts = dilatedloc_loss(
-            model(torch.from_numpy(x)), torch.from_numpy(t), torch.from_numpy(m), z_scale, photon_scale
-        )
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.03 * 1000)
-        opt.step()
-        sched.step()
-        if step % 10 == 0:
-            bar.set_postfix(loss=f"{loss.item():.1f}", **{k: f"{v:.1f}" for k, v in parts.items()})
-        if (step + 1) % settings.validation_every == 0 or step + 1 == settings.steps:
-            val = validate(model, sim, settings.validation_frames, frames=model.frames, post=post)
-            val.update(step=step + 1, loss=round(loss.item(), 3))
-            history.append(val)
-            log.info(
-                "step %d: Jaccard %.3f, RMSE lateral %.1f nm, axial %.1f nm",
-                step + 1,
-                val["jaccard"],
-                val["rmse_lateral"],
-                val["rmse_axial"],
-            )
-            _save(model, out, source, settings, history, time.time() - start, resume, earlier)
-    return out
-
-
 def fine_tune_dilatedloc(
     model: torch.nn.Module, sim: SimulationSection, steps: int, lr: float, batch_size: int, eval_every: int
 ) -> list[dict]:
@@ -242,29 +172,3 @@ def fine_tune_dilatedloc(
 def _curve_point(model: torch.nn.Module, sim: SimulationSection, frames: int) -> dict:
     val = validate(model, sim, 16, frames=frames)
     return {"jaccard": val["jaccard"], "rmse_lateral": val["rmse_lateral"], "rmse_axial": val["rmse_axial"]}
-
-
-def _save(
-    model,
-    out: Path,
-    source: str,
-    settings: TrainSection,
-    history: list,
-    seconds: float,
-    resume: bool,
-    earlier: dict | None = None,
-) -> None:
-    """Checkpoint and its JSON record, each written atomically; a resumed run keeps the record
-    of the run it continued under ``resumed_from`` (the provenance of the weights)."""
-    save_checkpoint(model.state_dict(), out)
-    record = {
-        "command": f"efficientbioai train --config {source}" + (" --resume" if resume else "") + f" --output {out}",
-        "train": settings.model_dump(),
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-        "validation": history,
-        "seconds": round(seconds, 1),
-        "torch": torch.__version__,
-    }
-    if earlier is not None:
-        record["resumed_from"] = earlier
-    write_json(out.with_suffix(".json"), record)

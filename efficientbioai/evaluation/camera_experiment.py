@@ -22,12 +22,11 @@ OTHER_SCMOS = Camera(qe=0.8, em_gain=None, e_per_adu=0.25, baseline=400.0, read_
 
 def localize_with_cameras(config_path: str | Path, frames: int = 64, seed: int = 20_260_101):
     """Rows of {data, conversion, jaccard, recall, precision, rmse_lateral} and the estimates."""
-    from efficientbioai.compression.pipeline import create_parser
     from efficientbioai.engines.torch_engine import TorchModule
-    from efficientbioai.parsers.base import Sample
+    from efficientbioai.parsers.base import Sample, create_parser
     from efficientbioai.registry import TASKS
     from efficientbioai.smlm.acquisition import AcquisitionSection
-    from efficientbioai.smlm.train import simulate_batch, truth_table
+    from efficientbioai.smlm.simulated_training import simulate_batch, truth_table
 
     config = load_config(config_path)
     sim = config.simulation.for_test()
@@ -61,7 +60,7 @@ def camera_estimates(sim, seed: int, frames: int = 200) -> list[tuple[str, Camer
     without and with 20 dark frames; None where the estimator refuses (flat background, no dark)."""
     from efficientbioai.errors import InputError
     from efficientbioai.smlm.settings import CameraSection
-    from efficientbioai.smlm.train import simulate_blinking_stack
+    from efficientbioai.smlm.simulated_training import simulate_blinking_stack
 
     rng = np.random.default_rng(seed + 1)
     out: list[tuple[str, CameraEstimate | None, Camera]] = []

@@ -19,8 +19,8 @@ import numpy as np
 import tifffile
 
 from efficientbioai.errors import InputError
-from efficientbioai.runtime.sources import is_zarr
-from efficientbioai.tasks.image_io import list_images
+from efficientbioai.io.frames import is_zarr
+from efficientbioai.io.images import list_images
 
 IMAGE_READING = "read as one image: each file is one image, a folder or glob is a set of images run one by one"
 MOVIE_READING = (

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from efficientbioai.compression.export import export_onnx
-from efficientbioai.compression.pipeline import create_parser
 from efficientbioai.compression.prune import prune_and_fine_tune
 from efficientbioai.config import load_config
 from efficientbioai.engines.torch_engine import TorchModule
 from efficientbioai.errors import InputError
+from efficientbioai.evaluation.measure import measure_latency
 from efficientbioai.manifest import flop_count, parameter_count
-from efficientbioai.measure import measure_latency
+from efficientbioai.parsers.base import create_parser
 from efficientbioai.registry import ENGINES, TASKS
 
 log = logging.getLogger(__name__)

@@ -11,6 +11,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,10 +25,10 @@ from efficientbioai.compression.accuracy_control import accuracy_record_path
 from efficientbioai.compression.convert import onnx_to_openvino
 from efficientbioai.compression.export import export_onnx, verify_onnx
 from efficientbioai.compression.prune import prune_and_fine_tune
-from efficientbioai.compression.pruned_checkpoint import save_pruned
 from efficientbioai.compression.quantizer import Validation
 from efficientbioai.config import Config, load_config, split_variant
-from efficientbioai.errors import ConfigError, InputError
+from efficientbioai.errors import InputError
+from efficientbioai.io.images import list_images
 from efficientbioai.locking import folder_lock
 from efficientbioai.manifest import (
     artefact_files,
@@ -39,19 +40,11 @@ from efficientbioai.manifest import (
     sha256,
     write_json,
 )
-from efficientbioai.parsers.base import BaseParser
-from efficientbioai.registry import PARSERS, QUANTIZERS, TASKS
-from efficientbioai.tasks.image_io import list_images
+from efficientbioai.parsers.base import BaseParser, create_parser
+from efficientbioai.parsers.pruned_checkpoint import save_pruned
+from efficientbioai.registry import QUANTIZERS, TASKS
 
 log = logging.getLogger(__name__)
-
-
-def create_parser(config: Config) -> BaseParser:
-    """The parser named in ``model.parser``, checked to be a :class:`BaseParser`."""
-    cls = PARSERS.get(config.model.parser)
-    if not (isinstance(cls, type) and issubclass(cls, BaseParser)):
-        raise ConfigError(f"model.parser {config.model.parser!r} is not a BaseParser subclass")
-    return cls(config)
 
 
 class _Steps:
@@ -98,7 +91,7 @@ def _check_replaceable(exp_path: Path, overwrite: bool, reads: list[Path]) -> No
         )
 
 
-def _inputs_read(config_path: Path, config: Config) -> list[Path]:
+def _inputs_read(config_path: Path | None, config: Config) -> list[Path]:
     """Files and folders this compress run reads: none of them may be deleted by --overwrite."""
     splits = (config.data.calibration, config.data.validation, config.data.evaluation)
     paths = [config_path, config.model.checkpoint, config.inference.input, config.inference.target]
@@ -180,20 +173,35 @@ def _validation(config: Config, parser: BaseParser) -> Validation:
 
 
 def compress(
-    config_path: str | Path, exp_path: str | Path, overwrite: bool = False, calibration: str | Path | None = None
+    config: str | Path | Config,
+    exp_path: str | Path,
+    overwrite: bool = False,
+    calibration: str | Path | None = None,
+    make_parser: Callable[[Config], BaseParser] = create_parser,
 ) -> Path:
     """Run the compression pipeline; returns the path of the written ``deploy.yaml``.
 
-    ``calibration`` (a file, folder or glob of the user's raw images) replaces
-    ``data.calibration`` by ``{source: files, inputs: calibration}``, keeping ``num_samples``.
+    ``config`` is a YAML file or a validated :class:`Config` (copied, never changed);
+    ``make_parser`` builds the parser from the final config (default: the one ``model.parser``
+    names; the Python API passes one that holds a model object). ``calibration`` (a file, folder or glob of
+    the user's raw images) replaces ``data.calibration`` by ``{source: files, inputs:
+    calibration}``, keeping ``num_samples``.
     """
-    config_path, exp_path = Path(config_path), Path(exp_path).resolve()
+    config_path = None if isinstance(config, Config) else Path(config)
+    config = config.model_copy(deep=True) if config_path is None else load_config(config_path)
+    exp_path = Path(exp_path).resolve()
     with folder_lock(exp_path, "--exp_path"):
-        return _compress(config_path, exp_path, overwrite, calibration)
+        return _compress(config, config_path, exp_path, overwrite, calibration, make_parser)
 
 
-def _compress(config_path: Path, exp_path: Path, overwrite: bool, calibration: str | Path | None) -> Path:
-    config = load_config(config_path)
+def _compress(
+    config: Config,
+    config_path: Path | None,
+    exp_path: Path,
+    overwrite: bool,
+    calibration: str | Path | None,
+    make_parser: Callable[[Config], BaseParser],
+) -> Path:
     if calibration is not None:
         list_images(calibration)  # fail now, not after loading and exporting the model
         config.data.calibration = config.data.calibration.model_copy(
@@ -203,7 +211,7 @@ def _compress(config_path: Path, exp_path: Path, overwrite: bool, calibration: s
     calibration_warning = synthetic_calibration_warning(config)
     if calibration_warning:
         log.warning(calibration_warning)
-    parser = create_parser(config)
+    parser = make_parser(config)
     steps = _Steps()
     with steps.step("load model"):
         model = parser.load_model()
@@ -219,7 +227,7 @@ def _compress(config_path: Path, exp_path: Path, overwrite: bool, calibration: s
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    log.info("compressed %s into %s", config_path, exp_path)
+    log.info("compressed %s into %s", config_path or config.model.target or config.model.parser, exp_path)
     return exp_path / "deploy.yaml"
 
 
@@ -244,7 +252,7 @@ def _export(model, example, path: Path, parser: BaseParser, config: Config, cali
 
 
 def _run(
-    config, parser, model, example, work: Path, steps: _Steps, config_path: Path, exp_path: Path, pruned, pruning
+    config, parser, model, example, work: Path, steps: _Steps, config_path: Path | None, exp_path: Path, pruned, pruning
 ) -> None:
     torch.save(model.state_dict(), work / "model_fp32.pt")
     with steps.step("calibration data", source=config.data.calibration.source) as info:
@@ -289,7 +297,7 @@ def _run(
     files = {str(f.relative_to(work)): sha256(f) for p in set(artefacts.values()) for f in artefact_files(p)}
     manifest = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "config": str(config_path.resolve()),
+        "config": str(config_path.resolve()) if config_path else "<python>",
         "parser": config.model.parser,
         "steps": steps.done,
         "variants": {

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,90 +25,24 @@ from tqdm import tqdm
 
 from efficientbioai.config import Config, load_config
 from efficientbioai.deepstorm import SEEDS
-from efficientbioai.deepstorm.data import PatchSet, normalisation_stats, simulate_patches, spike_targets
+from efficientbioai.deepstorm.data import normalisation_stats, simulate_patches
 from efficientbioai.deepstorm.loss import deepstorm_loss
 from efficientbioai.deepstorm.settings import DeepSTORMSection
+from efficientbioai.deepstorm.simulated_training import ValidationSet, patch_batch
 from efficientbioai.errors import ConfigError
 from efficientbioai.manifest import write_json
+from efficientbioai.parsers.base import create_parser
 from efficientbioai.parsers.checkpoint import load_state_dict, save_checkpoint, training_output
+from efficientbioai.registry import register_trainer
 from efficientbioai.smlm.settings import TrainSection
 
 log = logging.getLogger(__name__)
 
 
-def _batch(model, pool: PatchSet, idx: np.ndarray, spec: DeepSTORMSection):
-    """Network input and targets for the patches ``idx``."""
-    u = model.upsample
-    size = spec.patch_size * u
-    x = torch.from_numpy(pool.inputs[idx][:, None].copy())
-    y = spike_targets(
-        [pool.positions[i] for i in idx], size, pool.pixel_size / u, spec.target_sigma_px, spec.target_scale
-    )
-    return x, y, size
-
-
-def validation_loss(model, pool: PatchSet, spec: DeepSTORMSection, batch: int = 16) -> float:
-    """Mean loss over the held-out pool (eval mode, no gradients)."""
-    model.eval()
-    total = 0.0
-    with torch.no_grad():
-        for start in range(0, len(pool), batch):
-            idx = np.arange(start, min(start + batch, len(pool)))
-            x, y, size = _batch(model, pool, idx, spec)
-            loss, _ = deepstorm_loss(model(x)[..., :size, :size], y, spec.target_sigma_px, spec.l1_weight)
-            total += float(loss) * len(idx)
-    return total / len(pool)
-
-
-def validation_scores(model, frames: np.ndarray, truth: np.ndarray, spec: DeepSTORMSection) -> dict[str, float]:
-    """NMSE/PSNR of the summed reconstruction of a validation stack (the task's own metric)."""
-    from efficientbioai.deepstorm.accumulate import sum_predictions
-    from efficientbioai.deepstorm.stack import frame_batches
-    from efficientbioai.engines.torch_engine import TorchModule
-
-    model.eval()
-    _, h, w = frames.shape
-    m, u = model.multiple, model.upsample
-    shape = (u * (h + (-h) % m), u * (w + (-w) % m))
-    image = sum_predictions(TorchModule(model), frame_batches(frames, 16, m), shape)[: u * h, : u * w]
-    from efficientbioai.deepstorm.metrics import reconstruction_scores
-
-    return reconstruction_scores(image, truth, spec.metric_sigma_px)
-
-
-@dataclass
-class _Validation:
-    """What training and fine-tuning are scored on: held-out patches (validation loss) and a
-    simulated filament stack with its ground-truth image (NMSE / PSNR), all from the
-    validation seeds."""
-
-    pool: PatchSet
-    frames: np.ndarray
-    image: np.ndarray
-
-    @classmethod
-    def simulate(cls, sim, spec: DeepSTORMSection, frames: int, upsample: int) -> _Validation:
-        from efficientbioai.deepstorm.filaments import simulate_filament_stack
-        from efficientbioai.deepstorm.metrics import truth_image
-
-        pool = simulate_patches(sim, spec, spec.validation_patches, SEEDS["validation"])
-        stack, truth = simulate_filament_stack(sim.for_test(), spec.filaments, frames, SEEDS["validation"] + 1)
-        return cls(pool, stack, truth_image(truth, stack.shape[1:], sim.pixel_size, upsample))
-
-    def point(self, model, spec: DeepSTORMSection, step: int, train_loss: float | None) -> dict:
-        scores = validation_scores(model, self.frames, self.image, spec)
-        return {
-            "step": step,
-            "train_loss": None if train_loss is None else round(train_loss, 4),
-            "val_loss": round(validation_loss(model, self.pool, spec), 4),
-            **{k: round(v, 3) for k, v in scores.items()},
-        }
-
-
+@register_trainer("deepstorm")
 def train_deepstorm(config: Config | str | Path, resume: bool = False, output: str | Path | None = None) -> Path:
     """Train the config's Deep-STORM model; returns the checkpoint path (best validation loss):
     ``output``, default a new file beside ``model.checkpoint``, which ``resume`` continues from."""
-    from efficientbioai.compression.pipeline import create_parser
 
     cfg = config if isinstance(config, Config) else load_config(config)
     source = str(config) if not isinstance(config, Config) else "<config>.yaml"
@@ -136,7 +69,7 @@ def train_deepstorm(config: Config | str | Path, resume: bool = False, output: s
     start = time.time()
     log.info("simulating %d training and %d validation patches", spec.patches, spec.validation_patches)
     pool = simulate_patches(sim, spec, spec.patches, SEEDS["train"] + 1_000_003 * settings.seed)
-    validation = _Validation.simulate(sim, spec, settings.validation_frames, model.upsample)
+    validation = ValidationSet.simulate(sim, spec, settings.validation_frames, model.upsample)
     if not resume:
         mean, std = normalisation_stats(pool.inputs)
         model.norm_mean.fill_(mean)
@@ -157,7 +90,7 @@ def train_deepstorm(config: Config | str | Path, resume: bool = False, output: s
         idx = order[cursor : cursor + settings.batch_size]
         cursor += settings.batch_size
         model.train()
-        x, y, size = _batch(model, pool, idx, spec)
+        x, y, size = patch_batch(model, pool, idx, spec)
         l1_weight = spec.l1_weight * min(1.0, (step + 1) / warmup)
         loss, parts = deepstorm_loss(model(x)[..., :size, :size], y, spec.target_sigma_px, l1_weight)
         opt.zero_grad()
@@ -207,48 +140,3 @@ def _save_record(out, source, settings, spec, stats, history, seconds, simulated
         "torch": torch.__version__,
     }
     write_json(out.with_suffix(".json"), record)
-
-
-def fine_tune_deepstorm(
-    model: torch.nn.Module,
-    sim,
-    spec: DeepSTORMSection,
-    steps: int,
-    lr: float,
-    batch_size: int,
-    eval_every: int,
-    validation_frames: int = 32,
-) -> list[dict]:
-    """Continue training a (pruned) deployed Deep-STORM model on freshly simulated patches with
-    its own loss; returns the curve: training and validation loss, NMSE and PSNR of a summed
-    validation filament stack every ``eval_every`` steps.
-
-    The deployed model clips (and may sum frames) in its graph; the loss needs the linear
-    per-frame output, so both are switched off while training and restored afterwards. The
-    normalisation buffers are those of the original training set and stay as they are.
-    """
-    flags = model.sum_frames, model.clip
-    model.sum_frames, model.clip = False, False
-    try:
-        pool = simulate_patches(sim, spec, min(spec.patches, steps * batch_size), SEEDS["train"] + 7_000_000)
-        validation = _Validation.simulate(sim, spec, validation_frames, model.upsample)
-        curve = [validation.point(model, spec, 0, None)]
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
-        rng = np.random.default_rng(7)
-        bar = tqdm(range(steps), desc="fine-tuning Deep-STORM", mininterval=2.0)
-        for step in bar:
-            model.train()
-            x, y, size = _batch(model, pool, rng.choice(len(pool), batch_size, replace=False), spec)
-            loss, _ = deepstorm_loss(model(x)[..., :size, :size], y, spec.target_sigma_px, spec.l1_weight)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            if (step + 1) % eval_every == 0 or step + 1 == steps:
-                curve.append(validation.point(model, spec, step + 1, float(loss)))
-                bar.set_postfix(nmse=curve[-1]["nmse"], psnr=curve[-1]["psnr"])
-    finally:
-        model.sum_frames, model.clip = flags
-        model.eval()
-    return curve

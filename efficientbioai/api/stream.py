@@ -25,7 +25,7 @@ from efficientbioai.errors import ConfigError
 from efficientbioai.manifest import artefact_files
 from efficientbioai.parsers.base import Sample
 from efficientbioai.runtime import cluster
-from efficientbioai.runtime.pipeline import Pipeline
+from efficientbioai.runtime.local_pipeline import Pipeline
 from efficientbioai.runtime.progress import StreamStats
 from efficientbioai.runtime.workers import worker_engines
 
@@ -84,11 +84,15 @@ class Streamer:
         self.settings = config.runtime.model_copy(
             update={"resume": config.runtime.resume if resume is None else resume}
         )
+        self._engines: dict[str, list] = {}
+        self._client = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Start counting a new variant: units run, files written, per-input statistics."""
         self.written: dict[str, Path] = {}
         self.units = 0.0
         self.stats: list[StreamStats] = []
-        self._engines: dict[str, list] = {}
-        self._client = None
 
     def predict(
         self,
@@ -168,7 +172,7 @@ def stream_input(
 ) -> list[tuple[Path, StreamStats]]:
     """Stream the input(s) named by ``source`` through the deployed variant into ``output_dir``; no report.
 
-    What one input is follows :mod:`efficientbioai.tasks.inputs`: for an image model a folder or
+    What one input is follows :mod:`efficientbioai.io.inputs`: for an image model a folder or
     glob is a set of independent images (any sizes), each streamed on its own; for SMLM and
     Deep-STORM a folder of 2D frames is one movie.
 
@@ -194,16 +198,16 @@ def stream_input(
     list of (Path, StreamStats)
         One output file per input, and what it cost.
     """
-    from efficientbioai.compression.pipeline import create_parser
     from efficientbioai.config import load_config
     from efficientbioai.engines.factory import create_engine
     from efficientbioai.integrity import check_artefacts, variant_files
+    from efficientbioai.io.frames import open_frames
+    from efficientbioai.io.images import list_images
+    from efficientbioai.io.inputs import IMAGE_READING, MOVIE_READING, assumed, movie_inputs
     from efficientbioai.locking import folder_lock
+    from efficientbioai.parsers.base import create_parser
     from efficientbioai.registry import TASKS
-    from efficientbioai.runtime.sources import open_frames
     from efficientbioai.tasks.base import Task
-    from efficientbioai.tasks.image_io import list_images
-    from efficientbioai.tasks.inputs import IMAGE_READING, MOVIE_READING, assumed, movie_inputs
 
     deploy = Path(deploy)
     config = config or load_config(deploy)

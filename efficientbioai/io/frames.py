@@ -221,7 +221,7 @@ class FolderSource(FrameSource):
     """A stack made of one file per frame (TIFF or ``.npy``), in sorted name order."""
 
     def __init__(self, folder: str | Path) -> None:
-        from efficientbioai.tasks.image_io import read_image
+        from efficientbioai.io.images import read_image
 
         self.path = Path(folder)
         self.name = str(self.path)
@@ -235,7 +235,7 @@ class FolderSource(FrameSource):
         self.dtype = np.dtype(np.float32)
 
     def _read(self, start: int, stop: int) -> np.ndarray:
-        from efficientbioai.tasks.image_io import read_image
+        from efficientbioai.io.images import read_image
 
         frames = [read_image(f) for f in self.files[start:stop]]
         for f, frame in zip(self.files[start:stop], frames):

@@ -14,18 +14,20 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from efficientbioai.accuracy_budget import accuracy_budget, mark_budget
-from efficientbioai.compression.pipeline import create_parser
+from efficientbioai.api.experiment import Experiment, Images, images_as_files
+from efficientbioai.api.report import Report
+from efficientbioai.api.stream import Streamer
 from efficientbioai.config import load_config
 from efficientbioai.engines.factory import create_engine
 from efficientbioai.errors import ArtefactError, InputError
+from efficientbioai.evaluation.accuracy_budget import accuracy_budget, mark_budget
+from efficientbioai.evaluation.measure import EnergyMeter, measure_latency
+from efficientbioai.evaluation.report import REFERENCE, write_report
 from efficientbioai.integrity import check_artefacts, variant_files
 from efficientbioai.locking import folder_lock
 from efficientbioai.manifest import artefact_size, library_versions, machine
-from efficientbioai.measure import EnergyMeter, measure_latency
+from efficientbioai.parsers.base import create_parser
 from efficientbioai.registry import TASKS
-from efficientbioai.report import REFERENCE, write_report
-from efficientbioai.runtime.stream import Streamer
 from efficientbioai.tasks.base import Task
 
 log = logging.getLogger(__name__)
@@ -41,8 +43,11 @@ def run_inference(
     output_dir: str | Path | None = None,
     resume: bool | None = None,
     trust_modified: bool = False,
+    inputs: str | Path | None = None,
 ) -> dict:
     """Run every variant of a compressed experiment; write outputs and ``report.json``/``.md``.
+
+    ``inputs`` (a file, folder or glob) replaces ``inference.input`` for this run.
 
     Every artefact of every variant is checked against ``manifest.json`` before any runs
     (:mod:`efficientbioai.integrity`; ``trust_modified`` turns a mismatch into a warning).
@@ -53,6 +58,8 @@ def run_inference(
     """
     deploy_path = Path(deploy_path)
     config = load_config(deploy_path)
+    if inputs is not None:  # the caller's images instead of the configured ones (no ground truth)
+        config.inference.input, config.inference.target = Path(inputs).resolve(), None
     exp = deploy_path.parent.resolve()
     if not config.artefacts or not (exp / "manifest.json").is_file():
         raise ArtefactError(
@@ -84,7 +91,7 @@ def run_inference(
                 if write == "all" or (write == "deploy" and variant == config.deployed_variant):
                     folder = out_dir if write == "deploy" else out_dir / variant.replace(":", "_")
                 outputs = []
-                streamer.units, streamer.written, streamer.stats = 0.0, {}, []
+                streamer.reset()
                 with EnergyMeter(energy_cfg.country_iso_code, energy_cfg.enabled) as meter:
                     start = time.perf_counter()
                     for sample in tqdm(samples, desc=variant, leave=False):
@@ -174,3 +181,28 @@ def _manifest_model(exp: Path) -> dict:
 
 def _manifest(exp: Path) -> dict:
     return json.loads((exp / "manifest.json").read_text())
+
+
+def infer(
+    exp: str | Path | Experiment,
+    images: Images | None = None,
+    *,
+    variants: list[str] | None = None,
+    output_dir: str | Path | None = None,
+    trust_modified: bool = False,
+) -> Report:
+    """Run the experiment's variants on ``images`` (default: its configured inputs); the report.
+
+    ``images`` is a file, folder or glob, a numpy array or a list of arrays (each one image,
+    or one movie for SMLM). Predictions go to ``output_dir`` (default ``<exp>/predictions``);
+    :meth:`Report.outputs` lists them.
+
+    Examples
+    --------
+    >>> report = infer("out/den2d", images=[noisy])      # doctest: +SKIP
+    >>> print(report.table())                            # doctest: +SKIP
+    """
+    exp = Experiment.open(exp)
+    with images_as_files(images, "images") as inputs:
+        report = run_inference(exp.deploy_yaml, variants, output_dir, None, trust_modified, inputs)
+    return Report(report)
