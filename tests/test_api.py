@@ -37,8 +37,9 @@ def net() -> nn.Module:
 
 @pytest.fixture(scope="module")
 def exp(net, tmp_path_factory):
+    config = {**SETTINGS, "model": {"kwargs": {"width": 8, "depth": 3}}}  # its constructor arguments
     return efficientbioai.compress(
-        SETTINGS, model=net, exp_path=tmp_path_factory.mktemp("api") / "exp", calibration=_images(3)
+        config, model=net, exp_path=tmp_path_factory.mktemp("api") / "exp", calibration=_images(3)
     )
 
 
@@ -103,8 +104,18 @@ def test_bad_arguments_say_what_to_give(tmp_path):
         efficientbioai.compress(42, exp_path=tmp_path / "x")
     with pytest.raises(ConfigError, match="model must be a torch.nn.Module"):
         efficientbioai.compress(SETTINGS, model="net", exp_path=tmp_path / "x")
-    with pytest.raises(ConfigError, match="give parser .* or target"):
+    with pytest.raises(ConfigError, match="missing required key 'model'"):
         efficientbioai.compress({"inference": {"tile": [32, 32]}}, exp_path=tmp_path / "x")
+    with pytest.raises(ConfigError, match="give parser .* or target"):
+        efficientbioai.compress({"model": {}, "inference": {"tile": [32, 32]}}, exp_path=tmp_path / "x")
+
+
+def test_a_module_its_kwargs_do_not_rebuild_is_refused(net, tmp_path):
+    with pytest.raises(
+        ConfigError, match=r"TinyDenoiser\(\*\*\{\}\) does not rebuild .* config\['model'\]\['kwargs'\]"
+    ):
+        efficientbioai.compress(SETTINGS, model=net, exp_path=tmp_path / "x")  # built with width=8, depth=3
+    assert not (tmp_path / "x").exists()
 
 
 def test_the_familiar_names_are_importable_from_the_package():

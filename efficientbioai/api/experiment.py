@@ -28,7 +28,7 @@ from efficientbioai.errors import ArtefactError, ConfigError
 from efficientbioai.integrity import check_artefacts, variant_files
 from efficientbioai.io.images import list_images
 from efficientbioai.parsers.base import create_parser
-from efficientbioai.parsers.module import ModuleParser, module_target
+from efficientbioai.parsers.module import ModuleParser, check_rebuilds, module_target
 
 Images = str | Path | np.ndarray | list[np.ndarray]
 
@@ -87,7 +87,8 @@ def compress(
         the network does and the tile it runs on.
     model
         Any ``nn.Module`` whose class can be imported (``package.module:Class``), with its
-        trained weights; ``deploy.yaml`` records the class and ``model_fp32.pt`` the weights.
+        trained weights; ``deploy.yaml`` records the class, ``model.kwargs`` (its constructor
+        arguments, given in ``config``) and ``model_fp32.pt`` the weights.
     exp_path
         The experiment folder to write (``overwrite`` replaces an earlier experiment).
     calibration
@@ -101,6 +102,8 @@ def compress(
     ...                model=net, exp_path="out/mynet")                # doctest: +SKIP
     """
     cfg = _as_config(config, model)
+    if model is not None:
+        check_rebuilds(model, cfg)
     make_parser = (lambda c: ModuleParser(c, model)) if model is not None else create_parser
     with images_as_files(calibration, "calibration") as calibration_path:
         deploy = experiment.compress(cfg, exp_path, overwrite, calibration_path, make_parser)

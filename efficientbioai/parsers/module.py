@@ -7,7 +7,8 @@ The task comes from ``inference.task`` (default ``denoise``), the spatial dimens
 ``inference.tile``, the input channels from the network's first layer. Evaluation and
 calibration images come from ``data.*`` or ``inference.input`` (there is no synthetic data).
 ``efficientbioai.compress(model=net, ...)`` passes a module object instead of ``target``; its
-class is recorded as ``target`` so that ``deploy.yaml`` can rebuild it in another process.
+class is recorded as ``target`` and checked to rebuild from ``model.kwargs`` (its constructor
+arguments), so that ``deploy.yaml`` can rebuild it in another process.
 """
 
 from __future__ import annotations
@@ -34,6 +35,23 @@ def module_target(module: nn.Module) -> str:
             "rebuild it in another process: move the class into a .py module on your PYTHONPATH"
         )
     return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def check_rebuilds(module: nn.Module, config: Config) -> None:
+    """A :class:`ConfigError` unless ``target(**kwargs)`` has ``module``'s parameters and shapes."""
+    rebuilt = ModuleParser(config).build_model().state_dict()
+    given = module.state_dict()
+    wrong = [k for k in given if k not in rebuilt or tuple(rebuilt[k].shape) != tuple(given[k].shape)]
+    wrong += [k for k in rebuilt if k not in given]
+    if wrong:
+        k = wrong[0]
+        got = tuple(rebuilt[k].shape) if k in rebuilt else "absent"
+        want = tuple(given[k].shape) if k in given else "absent"
+        raise ConfigError(
+            f"{config.model.target}(**{config.model.kwargs}) does not rebuild the model given ({len(wrong)} "
+            f"parameters differ, e.g. {k}: {got} vs {want}); pass its constructor arguments as "
+            "config['model']['kwargs']"
+        )
 
 
 @register_parser("module")
