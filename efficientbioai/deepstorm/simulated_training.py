@@ -48,14 +48,15 @@ def validation_loss(model, pool: PatchSet, spec: DeepSTORMSection, batch: int = 
 
 def validation_scores(model, frames: np.ndarray, truth: np.ndarray, spec: DeepSTORMSection) -> dict[str, float]:
     """NMSE/PSNR of the summed reconstruction of a validation stack (the task's own metric)."""
-    from efficientbioai.deepstorm.accumulate import sum_on_device
     from efficientbioai.deepstorm.stack import frame_batches
 
     model.eval()
     _, h, w = frames.shape
     m, u = model.multiple, model.upsample
     shape = (u * (h + (-h) % m), u * (w + (-w) % m))
-    image = sum_on_device(lambda x: model(torch.from_numpy(x)), frame_batches(frames, 16, m), shape)[: u * h, : u * w]
+    with torch.no_grad():  # negatives clipped, as Deep-STORM does, and summed over the frames
+        parts = [torch.relu(model(torch.from_numpy(x))[:, 0]).sum(0) for x in frame_batches(frames, 16, m)]
+    image = (sum(parts) if parts else torch.zeros(shape)).numpy()[: u * h, : u * w]
     from efficientbioai.deepstorm.reconstruction_metrics import reconstruction_scores
 
     return reconstruction_scores(image, truth, spec.metric_sigma_px)

@@ -28,6 +28,10 @@ from efficientbioai.errors import InputError
 #: Suffixes of single-frame files in a folder stack.
 FRAME_SUFFIXES = (".tif", ".tiff", ".npy")
 
+#: Smallest frame side the SMLM networks accept (DilatedLoc sees ~67 px, Deep-STORM trains on
+#: 26-px patches; below 8 px nothing is left).
+MIN_FRAME = 8
+
 
 def check_finite(data: np.ndarray, name: str, first: int = 0) -> np.ndarray:
     """``data`` unchanged, or an :class:`InputError` naming the first frame with NaN/Inf pixels.
@@ -285,6 +289,24 @@ def open_frames(path: str | Path) -> FrameSource:
             raise InputError(f"{path}: cannot read .npy ({type(exc).__name__}: {exc})") from None
         return ArraySource(array, str(path), path)
     raise InputError(f"{path}: unsupported stack type {suffix!r}; use .tif, .npy, a .zarr array or a folder of frames")
+
+
+def check_movie(stack: Any, name: str, what: str = "an SMLM stack", one_frame: bool = True) -> FrameSource:
+    """``stack`` as a ``(frames, height, width)`` :class:`FrameSource`, or an :class:`InputError`
+    saying what to change. A 2D image is one frame when ``one_frame``; pixels are not read
+    (they are checked chunk by chunk as they are)."""
+    if stack.ndim == 2 and one_frame:
+        stack = np.asarray(stack)[None]
+    shape = tuple(stack.shape)
+    if len(shape) != 3:
+        hint = " (a single 2D image: this model needs many frames)" if len(shape) == 2 else ""
+        raise InputError(f"{name}: {what} must be 3D (frames, height, width); got shape {shape}{hint}")
+    _check_dtype(stack.dtype, name)
+    if shape[0] == 0:
+        raise InputError(f"{name}: the stack has no frames")
+    if min(shape[1:]) < MIN_FRAME:
+        raise InputError(f"{name}: frames of {shape[1]}×{shape[2]} px are smaller than the minimum {MIN_FRAME} px")
+    return as_source(stack, name)
 
 
 def as_source(stack: Any, name: str = "stack") -> FrameSource:

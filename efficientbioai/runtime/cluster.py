@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from efficientbioai.errors import BackendUnavailableError
-from efficientbioai.runtime.job import StreamJob
+from efficientbioai.runtime.job import StreamJob, run_chunk
 from efficientbioai.runtime.progress import Progress, StreamStats
 from efficientbioai.runtime.settings import RuntimeSection
 from efficientbioai.runtime.sink import Sink
@@ -93,28 +93,6 @@ def _engine(job: StreamJob, variant: str, threads: int | None):
         _ENGINES.clear()  # one job at a time per worker: free the previous engine
         _ENGINES[key] = job.create_engine(variant, threads)
     return _ENGINES[key]
-
-
-def run_chunk(job: StreamJob, engine: Any, chunk: Any, data: Any, streams: int | None = None) -> Any:
-    """One chunk through ``engine`` with several batches in flight; the chunk's merged result."""
-    batches = job.batches(chunk, data)
-    parts: list = [None] * len(batches)
-
-    def on_output(meta: tuple[int, Any], outputs: list) -> None:
-        part, info = meta
-        parts[part] = job.postprocess(chunk, info, outputs)
-
-    executor = engine.executor(on_output, streams)
-    try:
-        for part, (x, info) in enumerate(batches):
-            executor.submit(x, (part, info))
-        executor.drain()
-    except BaseException:
-        job.release(chunk)
-        raise
-    finally:
-        executor.close()
-    return job.merge(chunk, parts)
 
 
 def remote_chunk(job: StreamJob, variant: str, threads: int | None, chunk: Any) -> Any:

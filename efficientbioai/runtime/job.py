@@ -101,6 +101,44 @@ class StreamJob(ABC):
         """Forget per-chunk state (after an error or once merged)."""
 
 
+def run_chunk(job: StreamJob, engine: Any, chunk: Any, data: Any, streams: int | None = None) -> Any:
+    """One chunk through ``engine`` with several batches in flight; the chunk's merged result."""
+    batches = job.batches(chunk, data)
+    parts: list = [None] * len(batches)
+
+    def on_output(meta: tuple[int, Any], outputs: list) -> None:
+        part, info = meta
+        parts[part] = job.postprocess(chunk, info, outputs)
+
+    executor = engine.executor(on_output, streams)
+    try:
+        for part, (x, info) in enumerate(batches):
+            executor.submit(x, (part, info))
+        executor.drain()
+    except BaseException:
+        job.release(chunk)
+        raise
+    finally:
+        executor.close()
+    return job.merge(chunk, parts)
+
+
+def run_in_memory(job: StreamJob, engine: Any) -> Any:
+    """The whole job on this thread, chunk after chunk, collected in memory.
+
+    This is what ``Task.predict`` returns for a streamed task: the same chunks, batches and
+    on-device post-processing as a streamed run, without threads, files or resume."""
+    chunks = job.chunks()
+    sink = job.sink(None, collect=True)
+    sink.start(job.fingerprint(), resume=False, total=len(chunks))
+    try:
+        for chunk in chunks:
+            sink.write(chunk, run_chunk(job, engine, chunk, job.load(chunk)))
+        return sink.finish()
+    finally:
+        sink.close()
+
+
 def source_identity(source: Any) -> dict:
     """Fingerprint of an input: path, size and modification time, or a hash of sampled frames."""
     path = getattr(source, "path", None)

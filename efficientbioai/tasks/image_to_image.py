@@ -19,7 +19,9 @@ from efficientbioai.errors import InputError
 from efficientbioai.io.images import write_tiff
 from efficientbioai.parsers.base import Sample
 from efficientbioai.registry import register_task
+from efficientbioai.runtime.job import run_in_memory
 from efficientbioai.tasks.base import Task
+from efficientbioai.tasks.block_job import BlockJob
 from efficientbioai.tasks.image_metrics import dice, normalized_psnr, normalized_ssim, pearson, psnr, ssim
 from efficientbioai.tasks.tiling import SlidingWindow
 
@@ -29,20 +31,16 @@ class _TiledTask(Task):
         inf = self.config.inference
         return SlidingWindow(tuple(inf.tile), inf.overlap, inf.blend, inf.batch_size)
 
-    def _raw(self, engine: BaseInfer, sample: Sample) -> np.ndarray:
-        return self.window()(self.parser.preprocess(sample.image), engine)
-
     def finish(self, raw: np.ndarray) -> np.ndarray:
         """Raw network output ``(C, *spatial)`` → the task's output."""
         return raw
 
     def predict(self, engine: BaseInfer, sample: Sample) -> np.ndarray:
-        return self.finish(self._raw(engine, sample))
+        """The output for an image in memory: the streaming job (:meth:`stream`) run here."""
+        return run_in_memory(self.stream(sample), engine)
 
     def stream(self, sample: Sample):
         """Blocks (map_overlap) for the streaming runtime (:mod:`efficientbioai.tasks.block_job`)."""
-        from efficientbioai.tasks.block_job import BlockJob
-
         return BlockJob(self, sample.name, sample.image)
 
     def tile_metric(self, raw: np.ndarray, target: np.ndarray) -> float:

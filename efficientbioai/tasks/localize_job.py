@@ -19,16 +19,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from efficientbioai.errors import ConfigError, InputError
-from efficientbioai.io.frames import ArraySource, as_source
+from efficientbioai.errors import ConfigError
+from efficientbioai.io.frames import check_movie
 from efficientbioai.runtime.chunks import Chunk, plan_frames
 from efficientbioai.runtime.csv_sink import CsvTableSink, empty_table
 from efficientbioai.runtime.fov import FieldTile, FieldTiler
 from efficientbioai.runtime.job import StreamJob, source_identity
 from efficientbioai.smlm.postprocess import SpatialIntegration, is_dense
-
-#: Smallest frame side the network accepts (as :func:`efficientbioai.tasks.localize.check_stack`).
-MIN_FRAME = 8
 
 
 def _max3x3(p: torch.Tensor) -> torch.Tensor:
@@ -110,16 +107,7 @@ class LocalizeJob(StreamJob):
 
     def __init__(self, task: Any, name: str, stack: Any) -> None:
         super().__init__(task, name)
-        source = as_source(stack, name)
-        if source.ndim == 2:
-            source = ArraySource(np.asarray(source)[None], name)
-        if source.ndim != 3:
-            raise InputError(f"{name}: an SMLM stack must be (frames, height, width); got shape {source.shape}")
-        if min(source.shape[1:]) < MIN_FRAME:
-            raise InputError(f"{name}: frames of {source.shape[1:]} px are smaller than the minimum {MIN_FRAME} px")
-        if len(source) == 0:
-            raise InputError(f"{name}: the stack has no frames")
-        self.source = source
+        self.source = source = check_movie(stack, name)
         cfg = task.config
         self.channels = task.parser.in_channels
         self.batch_size = cfg.inference.batch_size

@@ -21,9 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from efficientbioai.deepstorm import SEEDS
-from efficientbioai.deepstorm.accumulate import sum_predictions
 from efficientbioai.deepstorm.reconstruction_metrics import reconstruction_scores, truth_image
-from efficientbioai.deepstorm.stack import check_stack, frame_batches
+from efficientbioai.deepstorm.stack import check_stack
 from efficientbioai.engines.base import BaseInfer
 from efficientbioai.errors import ConfigError, InputError
 from efficientbioai.io.frames import open_frames
@@ -31,7 +30,9 @@ from efficientbioai.io.images import read_image
 from efficientbioai.io.inputs import MOVIE_READING, assumed, movie_inputs
 from efficientbioai.parsers.base import Sample
 from efficientbioai.registry import register_task
+from efficientbioai.runtime.job import run_in_memory
 from efficientbioai.tasks.base import Task
+from efficientbioai.tasks.reconstruct_job import ReconstructJob
 
 
 @register_task("reconstruct")
@@ -105,17 +106,11 @@ class ReconstructionTask(Task):
 
     # -- predict, score, write -----------------------------------------------------------------
     def predict(self, engine: BaseInfer, sample: Sample) -> np.ndarray:
-        stack = check_stack(sample.image, sample.name)
-        _, h, w = stack.shape
-        m, u = self.multiple, self.upsample
-        padded = (u * (h + (-h) % m), u * (w + (-w) % m))
-        batches = frame_batches(stack, self.config.inference.batch_size, m, sample.name)
-        return sum_predictions(engine, batches, padded)[: u * h, : u * w]
+        """The summed image of a stack in memory: the streaming job (:meth:`stream`) run here."""
+        return run_in_memory(self.stream(sample), engine)
 
     def stream(self, sample: Sample):
         """Chunks of frames for the streaming runtime (:mod:`efficientbioai.tasks.reconstruct_job`)."""
-        from efficientbioai.tasks.reconstruct_job import ReconstructJob
-
         return ReconstructJob(self, sample.name, sample.image)
 
     def score(self, output: np.ndarray, reference: np.ndarray) -> dict[str, float]:

@@ -18,7 +18,6 @@ import torch
 from efficientbioai.deepstorm.data import pad_frames
 from efficientbioai.deepstorm.stack import check_stack
 from efficientbioai.errors import ConfigError
-from efficientbioai.io.frames import as_source
 from efficientbioai.runtime.chunks import Chunk, plan_frames
 from efficientbioai.runtime.job import StreamJob, source_identity
 from efficientbioai.runtime.sum_sink import SumSink
@@ -31,7 +30,7 @@ class ReconstructJob(StreamJob):
 
     def __init__(self, task: Any, name: str, stack: Any) -> None:
         super().__init__(task, name)
-        self.source = as_source(check_stack(stack, name), name)
+        self.source = check_stack(stack, name)
         _, h, w = self.source.shape
         self.multiple, self.upsample = task.multiple, task.upsample
         self.frame = (h, w)

@@ -1,12 +1,16 @@
-"""On-device summation: every engine path gives the clipped sum of per-frame predictions."""
+"""Deep-STORM's frame sum: every engine path gives the clipped sum of per-frame predictions."""
 
 import numpy as np
 import torch
 
-from efficientbioai.deepstorm.accumulate import sum_predictions
+from efficientbioai.config import parse_config
 from efficientbioai.engines.base import BaseInfer
 from efficientbioai.engines.torch_engine import TorchModule
 from efficientbioai.models.deepstorm import DeepSTORM
+from efficientbioai.parsers.base import Sample, create_parser
+from efficientbioai.registry import TASKS
+from tests.deepstorm.helpers import TINY
+from tests.numerics import assert_close_to_peak, tolerance_of
 
 
 class _NumpyEngine(BaseInfer):
@@ -32,15 +36,19 @@ def _reference(model, frames):
 
 
 def test_all_paths_give_the_same_sum():
+    """The reconstruct task's in-memory path (its streaming job, run here) sums the clipped
+    per-frame predictions for torch (on the device) and host engines, per-frame or summed graphs."""
     torch.manual_seed(0)
-    frames = (np.random.default_rng(0).random((7, 1, 16, 16)) * 500).astype(np.float32)
-    batches = lambda: (frames[i : i + 3] for i in range(0, 7, 3))  # noqa: E731 - uneven last batch
+    frames = (np.random.default_rng(0).random((7, 16, 16)) * 500).astype(np.float32)
+    config = parse_config({**TINY, "inference": {"tile": [16, 16], "batch_size": 3}})  # uneven last batch
+    parser = create_parser(config)
+    task = TASKS.get("reconstruct")(config, parser)
     per_frame = DeepSTORM("unet", width=4).eval()
     summed = DeepSTORM("unet", width=4, sum_frames=True).eval()
     summed.load_state_dict(per_frame.state_dict())
-    want = _reference(per_frame, frames)
+    want = _reference(per_frame, frames[:, None])
     for model in (per_frame, summed):
         for engine in (TorchModule(model), _NumpyEngine(model)):
-            got = sum_predictions(engine, batches(), (128, 128))
+            got = task.predict(engine, Sample("s", frames))
             assert got.shape == (128, 128) and got.dtype == np.float32
-            assert np.allclose(got, want, rtol=1e-4, atol=1e-4)
+            assert_close_to_peak(got, want, tolerance_of(per_frame, torch.from_numpy(frames[:, None])))

@@ -4,15 +4,16 @@ import numpy as np
 import pytest
 import tifffile
 
-from efficientbioai.deepstorm.stack import TiffStack, check_stack, frame_batches, open_stack
+from efficientbioai.deepstorm.stack import check_stack, frame_batches
 from efficientbioai.errors import InputError
+from efficientbioai.io.frames import TiffSource, open_frames
 
 
 def test_tiff_stack_reads_frames_on_demand(tmp_path):
     data = np.arange(5 * 12 * 10, dtype=np.uint16).reshape(5, 12, 10)
     tifffile.imwrite(tmp_path / "s.tif", data)
-    stack = open_stack(tmp_path / "s.tif")
-    assert isinstance(stack, TiffStack) and stack.shape == (5, 12, 10) and len(stack) == 5
+    stack = open_frames(tmp_path / "s.tif")
+    assert isinstance(stack, TiffSource) and stack.shape == (5, 12, 10) and len(stack) == 5
     assert np.array_equal(stack[1:4], data[1:4]) and np.array_equal(stack[4:9], data[4:])
     batches = list(frame_batches(check_stack(stack), 2, 4))
     assert [b.shape for b in batches] == [(2, 1, 12, 12)] * 2 + [(1, 1, 12, 12)]
@@ -22,7 +23,8 @@ def test_tiff_stack_reads_frames_on_demand(tmp_path):
 
 def test_npy_is_memory_mapped(tmp_path):
     np.save(tmp_path / "s.npy", np.ones((3, 16, 16), np.float32))
-    assert isinstance(open_stack(tmp_path / "s.npy"), np.memmap)
+    source = open_frames(tmp_path / "s.npy")
+    assert source._array is None and source.path == tmp_path / "s.npy"  # read per chunk from the mapped file
 
 
 @pytest.mark.parametrize(
@@ -52,10 +54,10 @@ def test_nan_frames_are_named():
 
 def test_unreadable_files(tmp_path):
     with pytest.raises(InputError, match="not found"):
-        open_stack(tmp_path / "missing.tif")
+        open_frames(tmp_path / "missing.tif")
     (tmp_path / "bad.tif").write_bytes(b"not a tiff")
     with pytest.raises(InputError, match="cannot read TIFF"):
-        open_stack(tmp_path / "bad.tif")
+        open_frames(tmp_path / "bad.tif")
     (tmp_path / "s.png").write_bytes(b"")
     with pytest.raises(InputError, match="unsupported stack type"):
-        open_stack(tmp_path / "s.png")
+        open_frames(tmp_path / "s.png")

@@ -12,10 +12,10 @@ from efficientbioai.compression.experiment import compress
 from efficientbioai.config import parse_config
 from efficientbioai.engines.torch_engine import TorchModule
 from efficientbioai.errors import ConfigError, InputError
-from efficientbioai.parsers.base import create_parser
+from efficientbioai.io.frames import check_movie
+from efficientbioai.parsers.base import Sample, create_parser
 from efficientbioai.registry import TASKS
 from efficientbioai.smlm.io import read_localizations
-from efficientbioai.tasks.localize import check_stack
 from tests.helpers import write_config
 
 CFG = {
@@ -93,11 +93,11 @@ def test_training_never_overwrites_the_configs_checkpoint_unless_asked(tmp_path,
 
 
 def test_stack_checks():
-    assert check_stack(np.zeros((16, 16))).shape == (1, 16, 16)
-    with pytest.raises(InputError, match="must be \\(frames, height, width\\)"):
-        check_stack(np.zeros((2, 3, 16, 16)), "x.tif")
+    assert check_movie(np.zeros((16, 16)), "frame").shape == (1, 16, 16)
+    with pytest.raises(InputError, match="must be 3D \\(frames, height, width\\)"):
+        check_movie(np.zeros((2, 3, 16, 16)), "x.tif")
     with pytest.raises(InputError, match="smaller than the minimum"):
-        check_stack(np.zeros((5, 4, 16)))
+        check_movie(np.zeros((5, 4, 16)), "x.tif")
 
 
 def test_parser_validates_params_and_needs_simulation():
@@ -198,7 +198,9 @@ def test_temporal_context_blinking_and_windows():
     parser = create_parser(cfg)
     task = TASKS.get("localize")(cfg, parser)
     stack = np.arange(5, dtype=np.float32)[:, None, None] * np.ones((5, 16, 16), np.float32)
-    win = task._windows(stack, 0, 5)
+    job = task.stream(Sample("s", stack))  # the windows the one inference path feeds the network
+    (chunk,) = job.chunks()
+    win = np.concatenate([x for x, _ in job.batches(chunk, job.load(chunk))])
     assert (
         win.shape == (5, 3, 16, 16) and win[0, :, 0, 0].tolist() == [0, 0, 1] and win[4, :, 0, 0].tolist() == [3, 4, 4]
     )
