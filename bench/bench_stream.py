@@ -36,7 +36,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from efficientbioai.api.stream import Streamer  # noqa: E402
-from efficientbioai.compression.experiment import compress  # noqa: E402
+from efficientbioai.compression.build_experiment import compress  # noqa: E402
 from efficientbioai.config import dump_config, load_config  # noqa: E402
 from efficientbioai.engines.factory import create_engine  # noqa: E402
 from efficientbioai.evaluation.report import describe_machine  # noqa: E402

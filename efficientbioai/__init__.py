@@ -23,7 +23,7 @@ _EXPORTS = {
     "infer": "efficientbioai.api",
     "load_engine": "efficientbioai.api",
     "Experiment": "efficientbioai.api",
-    "Report": "efficientbioai.api",
+    "Report": "efficientbioai.evaluation.report",
     "BaseParser": "efficientbioai.parsers.base",
     "BaseInfer": "efficientbioai.engines.base",
     "TorchModule": "efficientbioai.engines.torch_engine",

@@ -13,7 +13,17 @@ import os
 import sys
 from pathlib import Path
 
+from efficientbioai.api.infer import run_inference
+from efficientbioai.api.stream import stream_input
+from efficientbioai.compression.build_experiment import compress
+from efficientbioai.config import load_config
 from efficientbioai.errors import ConfigError, EfficientBioAIError
+from efficientbioai.evaluation.prune_sweep import sensitivity_sweep
+from efficientbioai.evaluation.report import Report
+from efficientbioai.io.frames import open_frames
+from efficientbioai.registry import trainer_for
+from efficientbioai.smlm.camera_estimate import MAX_FRAMES, estimate_camera
+from efficientbioai.training.denoiser import train_denoiser
 
 log = logging.getLogger("efficientbioai")
 
@@ -72,27 +82,7 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger("efficientbioai").setLevel(logging.INFO)
 
 
-def print_report(report: dict) -> None:
-    """The comparison table, readable in a terminal."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from efficientbioai.evaluation.report import notes, summary_rows
-
-    header, rows = summary_rows(report)
-    table = Table(title=f"EfficientBioAI — {report['task']} ({report['experiment']})")
-    for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
-    for row in rows:
-        table.add_row(*row, style="bold" if row[0].split(" ")[0] == report["deployed"] else None)
-    console = Console(width=max(170, Console().width))
-    console.print(table)
-    for line in notes(report):
-        console.print(f"  {line}", style="dim", highlight=False)
-
-
 def cmd_compress(args: argparse.Namespace) -> int:
-    from efficientbioai.compression.experiment import compress
 
     deploy = compress(args.config, args.exp_path, overwrite=args.overwrite, calibration=args.calibration)
     print(f"compressed model written to {deploy.parent}\nnext: python efficientbioai/inference.py --config {deploy}")
@@ -100,7 +90,6 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
-    from efficientbioai.api.infer import run_inference
 
     variants = args.variants.split(",") if args.variants else None
     report = run_inference(
@@ -110,14 +99,12 @@ def cmd_infer(args: argparse.Namespace) -> int:
         resume=args.resume or None,
         trust_modified=args.trust_modified,
     )
-    print_report(report)
+    Report(report).print()
     print(f"report: {Path(report['experiment']) / 'report.md'}")
     return 0
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
-    from efficientbioai.api.stream import stream_input
-    from efficientbioai.config import load_config
 
     config = load_config(args.config)
     if args.cluster:
@@ -135,7 +122,6 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 
 def cmd_train_denoiser(args: argparse.Namespace) -> int:
-    from efficientbioai.training.denoiser import train_denoiser
 
     out = train_denoiser(args.config, steps=args.steps, lr=args.lr, seed=args.seed, output=args.output)
     print(f"checkpoint written to {out}")
@@ -143,8 +129,6 @@ def cmd_train_denoiser(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from efficientbioai.config import load_config
-    from efficientbioai.registry import trainer_for
 
     out = trainer_for(load_config(args.config).model.parser)(args.config, resume=args.resume, output=args.output)
     print(f"checkpoint written to {out} (training record: {out.with_suffix('.json')})")
@@ -153,9 +137,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_camera(args: argparse.Namespace) -> int:
     import yaml
-
-    from efficientbioai.io.frames import open_frames
-    from efficientbioai.smlm.camera_estimate import MAX_FRAMES, estimate_camera
 
     def frames(path: str):
         source = open_frames(path)
@@ -184,8 +165,6 @@ def cmd_camera(args: argparse.Namespace) -> int:
 def cmd_prune_sweep(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
-
-    from efficientbioai.evaluation.prune_sweep import sensitivity_sweep
 
     ratios = tuple(float(r) for r in args.ratios.split(","))
     if any(not 0 <= r < 0.95 for r in ratios):

@@ -1,10 +1,25 @@
-"""``python efficientbioai/compress.py --config ...``: same as ``efficientbioai compress``."""
+"""``python efficientbioai/compress.py --config ...``: same as ``efficientbioai compress``.
+
+Imported as ``efficientbioai.compress``, this module stands for :func:`efficientbioai.compress` (calling
+it calls that function), so the script's name never hides the Python API.
+"""
 
 import sys
+import types
 from pathlib import Path
+
+
+class _CallsTheAPI(types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        from efficientbioai.api import compress
+
+        return compress(*args, **kwargs)
+
 
 if __name__ == "__main__":
     sys.path[0] = str(Path(__file__).resolve().parent.parent)  # the repository, not this folder
     from efficientbioai.cli import main
 
     sys.exit(main(["compress", *sys.argv[1:]]))
+else:
+    sys.modules[__name__].__class__ = _CallsTheAPI

@@ -46,7 +46,7 @@ def tiny_config(tmp_path_factory, tiny_checkpoint) -> Path:
 @pytest.fixture(scope="session")
 def tiny_experiment(tmp_path_factory, tiny_config) -> Path:
     """``compress`` run once on the tiny config; returns the experiment folder."""
-    from efficientbioai.compression.experiment import compress
+    from efficientbioai.compression.build_experiment import compress
 
     exp = tmp_path_factory.mktemp("exp") / "tiny"
     compress(tiny_config, exp)

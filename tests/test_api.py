@@ -121,6 +121,16 @@ def test_a_module_its_kwargs_do_not_rebuild_is_refused(net, tmp_path):
 def test_the_familiar_names_are_importable_from_the_package():
     from efficientbioai import BaseInfer, BaseParser, OPVModule, ORTModule, TorchModule, TRTModule, compress
 
-    assert callable(compress) and compress.__module__ == "efficientbioai.api.experiment"
+    assert callable(compress)  # the API function, or the script module standing for it once imported
     assert all(issubclass(e, BaseInfer) for e in (OPVModule, ORTModule, TorchModule, TRTModule))
     assert BaseParser.__module__ == "efficientbioai.parsers.base"
+
+
+def test_importing_the_script_modules_never_hides_the_api(exp, tmp_path):
+    import importlib
+
+    script = importlib.import_module("efficientbioai.compress")  # python efficientbioai/compress.py, as a module
+    assert callable(efficientbioai.compress) and callable(script)
+    images = _images(1, seed=4)
+    report = importlib.import_module("efficientbioai.inference")(exp, images=images, output_dir=tmp_path / "p")
+    assert report.deployed == "openvino:fp32"

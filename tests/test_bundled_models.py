@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from efficientbioai.api.infer import run_inference
-from efficientbioai.compression.experiment import compress
+from efficientbioai.compression.build_experiment import compress
 from efficientbioai.config import dump_config, load_config
 from efficientbioai.engines.torch_engine import TorchModule
 from efficientbioai.parsers.base import create_parser

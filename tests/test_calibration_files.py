@@ -8,7 +8,7 @@ import pytest
 import tifffile
 
 from efficientbioai.cli import main
-from efficientbioai.compression.experiment import synthetic_calibration_warning
+from efficientbioai.compression.build_experiment import synthetic_calibration_warning
 from efficientbioai.config import parse_config
 from efficientbioai.parsers.base import create_parser
 from tests.helpers import TINY, write_config
@@ -51,10 +51,10 @@ def test_compress_calibration_flag_and_warning(tiny_checkpoint, tmp_path, monkey
     data["inference"] = {**TINY["inference"], "input": str(images)}
     config = write_config(tmp_path, data)
     assert "--calibration DIR" in synthetic_calibration_warning(parse_config(data))
-    from efficientbioai.compression import experiment
+    from efficientbioai.compression import build_experiment
 
     warned = []  # recorded at the call: other suites reconfigure logging (handlers, levels) globally
-    monkeypatch.setattr(experiment.log, "warning", lambda msg, *args: warned.append(msg % args if args else msg))
+    monkeypatch.setattr(build_experiment.log, "warning", lambda msg, *args: warned.append(msg % args if args else msg))
     assert main(["compress", "--config", str(config), "--exp_path", str(tmp_path / "synthetic")]) == 0
     assert any("calibrated on synthetic data" in w for w in warned)
     warned.clear()

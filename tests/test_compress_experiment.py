@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from efficientbioai.api.infer import run_inference
-from efficientbioai.compression import experiment
-from efficientbioai.compression.experiment import compress
+from efficientbioai.compression import build_experiment
+from efficientbioai.compression.build_experiment import compress
 from efficientbioai.errors import ArtefactError, InputError
 from efficientbioai.manifest import sha256
 
@@ -65,7 +65,7 @@ def test_failed_run_leaves_nothing_that_looks_complete(tiny_config, tmp_path, mo
     def boom(*args, **kwargs):
         raise KeyboardInterrupt  # as if the user pressed Ctrl-C during quantization
 
-    monkeypatch.setattr(experiment, "_build_variant", boom)
+    monkeypatch.setattr(build_experiment, "_build_variant", boom)
     exp = tmp_path / "exp"
     with pytest.raises(KeyboardInterrupt):
         compress(tiny_config, exp)
@@ -78,7 +78,7 @@ def test_failed_overwrite_keeps_the_old_experiment(tiny_config, tiny_experiment,
 
     exp = tmp_path / "copy"
     shutil.copytree(tiny_experiment, exp)
-    monkeypatch.setattr(experiment, "_build_variant", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x")))
+    monkeypatch.setattr(build_experiment, "_build_variant", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x")))
     with pytest.raises(RuntimeError):
         compress(tiny_config, exp, overwrite=True)
     assert (exp / "manifest.json").is_file() and (exp / "deploy.yaml").is_file()

@@ -6,7 +6,7 @@ import json
 import onnx
 import pytest
 
-from efficientbioai.compression.experiment import compress
+from efficientbioai.compression.build_experiment import compress
 from efficientbioai.errors import InputError
 from tests.helpers import TINY, write_config
 

@@ -112,7 +112,7 @@ def test_openvino_keep_float(tmp_path, fp32, calib):
 
 
 def test_accuracy_control_keeps_the_validation_metric(tmp_path, fp32, calib, tiny_config):
-    from efficientbioai.compression.experiment import _validation
+    from efficientbioai.compression.build_experiment import _validation
     from efficientbioai.config import load_config
     from efficientbioai.parsers.base import create_parser
 

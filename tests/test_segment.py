@@ -4,7 +4,7 @@ import numpy as np
 import tifffile
 
 from efficientbioai.api.infer import run_inference
-from efficientbioai.compression.experiment import compress
+from efficientbioai.compression.build_experiment import compress
 from tests.helpers import TINY, write_config
 
 

@@ -34,7 +34,7 @@ def test_train_denoiser_refuses_a_localizer_and_writes_nothing(tmp_path, capsys)
     data["model"]["checkpoint"] = str(tmp_path / "would_be_overwritten.pt")
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
     assert main(["train-denoiser", "--config", str(tmp_path / "c.yaml"), "--steps", "1"]) == 2
-    assert "is a localize model; nothing was written" in capsys.readouterr().err
+    assert "is a localize model, not a denoiser; nothing was trained" in capsys.readouterr().err
     assert not (tmp_path / "would_be_overwritten.pt").exists()
 
 

@@ -146,7 +146,7 @@ def way_3_parser(work: Path, config: dict) -> efficientbioai.Report:
     return efficientbioai.infer(exp)
 
 
-def main(workdir: str = "out/tutorial", way: str = "python", runs: int = 20, energy: bool = True) -> dict:
+def main(workdir: str = "out/tutorial", way: str = "python", runs: int = 20, energy: bool = True):
     work = Path(workdir).resolve()
     _make_data(work / "data")
     net = _train(work / "data", work / "tiny_denoiser.pt")
@@ -158,6 +158,4 @@ def main(workdir: str = "out/tutorial", way: str = "python", runs: int = 20, ene
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from efficientbioai.cli import print_report
-
-    print_report(main(way=sys.argv[1] if len(sys.argv) > 1 else "python"))
+    main(way=sys.argv[1] if len(sys.argv) > 1 else "python").print()

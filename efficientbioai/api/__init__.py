@@ -9,6 +9,6 @@
 
 from efficientbioai.api.experiment import Experiment, compress, load_engine
 from efficientbioai.api.infer import infer
-from efficientbioai.api.report import Report
+from efficientbioai.evaluation.report import Report
 
 __all__ = ["Experiment", "Report", "compress", "infer", "load_engine"]

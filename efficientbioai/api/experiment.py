@@ -1,8 +1,8 @@
 """``compress`` and ``load_engine``: the Python API's objects in, objects out.
 
-    >>> exp = efficientbioai.compress(config="configs/monai_unet_denoise2d.yaml", exp_path="out/den2d")
-    >>> engine = efficientbioai.load_engine(exp, "openvino:int8")
-    >>> y = engine(x)                                         # (N, C, *tile) float32 in and out
+    exp = efficientbioai.compress(config="configs/monai_unet_denoise2d.yaml", exp_path="out/den2d")
+    engine = efficientbioai.load_engine(exp, "openvino:int8")
+    y = engine(x)                                         # (N, C, *tile) float32 in and out
 
 The config is a YAML path, a dict of the same sections, or a :class:`Config`. A plain
 ``nn.Module`` goes in as ``model``: it needs no parser, only the task and tile in the config.
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from efficientbioai.compression import experiment
+from efficientbioai.compression import build_experiment
 from efficientbioai.config import Config, load_config, parse_config
 from efficientbioai.engines.base import BaseInfer
 from efficientbioai.engines.factory import create_engine
@@ -106,7 +106,7 @@ def compress(
         check_rebuilds(model, cfg)
     make_parser = (lambda c: ModuleParser(c, model)) if model is not None else create_parser
     with images_as_files(calibration, "calibration") as calibration_path:
-        deploy = experiment.compress(cfg, exp_path, overwrite, calibration_path, make_parser)
+        deploy = build_experiment.compress(cfg, exp_path, overwrite, calibration_path, make_parser)
     return Experiment(deploy.parent)
 
 

@@ -15,14 +15,13 @@ import numpy as np
 from tqdm import tqdm
 
 from efficientbioai.api.experiment import Experiment, Images, images_as_files
-from efficientbioai.api.report import Report
 from efficientbioai.api.stream import Streamer
 from efficientbioai.config import load_config
 from efficientbioai.engines.factory import create_engine
 from efficientbioai.errors import ArtefactError, InputError
 from efficientbioai.evaluation.accuracy_budget import accuracy_budget, mark_budget
 from efficientbioai.evaluation.measure import EnergyMeter, measure_latency
-from efficientbioai.evaluation.report import REFERENCE, write_report
+from efficientbioai.evaluation.report import REFERENCE, Report, write_report
 from efficientbioai.integrity import check_artefacts, variant_files
 from efficientbioai.locking import folder_lock
 from efficientbioai.manifest import artefact_size, library_versions, machine

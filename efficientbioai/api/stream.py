@@ -19,15 +19,23 @@ from typing import Any
 
 import torch
 
-from efficientbioai.config import Config, split_variant
+from efficientbioai.config import Config, load_config, split_variant
 from efficientbioai.engines.base import BaseInfer
+from efficientbioai.engines.factory import create_engine
 from efficientbioai.errors import ConfigError
+from efficientbioai.integrity import check_artefacts, variant_files
+from efficientbioai.io.frames import open_frames
+from efficientbioai.io.images import list_images
+from efficientbioai.io.inputs import IMAGE_READING, MOVIE_READING, assumed, movie_inputs
+from efficientbioai.locking import folder_lock
 from efficientbioai.manifest import artefact_files
-from efficientbioai.parsers.base import Sample
+from efficientbioai.parsers.base import Sample, create_parser
+from efficientbioai.registry import TASKS
 from efficientbioai.runtime import cluster
 from efficientbioai.runtime.local_pipeline import Pipeline
 from efficientbioai.runtime.progress import StreamStats
 from efficientbioai.runtime.workers import worker_engines
+from efficientbioai.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
@@ -198,16 +206,6 @@ def stream_input(
     list of (Path, StreamStats)
         One output file per input, and what it cost.
     """
-    from efficientbioai.config import load_config
-    from efficientbioai.engines.factory import create_engine
-    from efficientbioai.integrity import check_artefacts, variant_files
-    from efficientbioai.io.frames import open_frames
-    from efficientbioai.io.images import list_images
-    from efficientbioai.io.inputs import IMAGE_READING, MOVIE_READING, assumed, movie_inputs
-    from efficientbioai.locking import folder_lock
-    from efficientbioai.parsers.base import create_parser
-    from efficientbioai.registry import TASKS
-    from efficientbioai.tasks.base import Task
 
     deploy = Path(deploy)
     config = config or load_config(deploy)

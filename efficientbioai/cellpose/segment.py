@@ -9,7 +9,7 @@ torch. The steps mirror the 2D path of ``CellposeModel.eval`` in cellpose 3.1.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -18,8 +18,8 @@ from efficientbioai.cellpose._import import cellpose_module
 from efficientbioai.cellpose.settings import CellposeSection
 from efficientbioai.errors import InputError
 
-if TYPE_CHECKING:
-    from efficientbioai.engines.base import BaseInfer
+#: An engine, or any function mapping a float32 batch to the network's output.
+Predict = Callable[[np.ndarray], np.ndarray]
 
 #: Width of the style vector cellpose's ``run_net`` preallocates (unused here: it only feeds
 #: cellpose's size model, which this toolbox does not run).
@@ -32,7 +32,7 @@ class EngineAsCPnet:
     mkldnn = False
     device = torch.device("cpu")
 
-    def __init__(self, engine: BaseInfer, nout: int = 3) -> None:
+    def __init__(self, engine: Predict, nout: int = 3) -> None:
         self.engine = engine
         self.nout = nout
 
@@ -66,7 +66,7 @@ def rescale_factor(settings: CellposeSection, diam_mean: float, diam_labels: flo
 
 
 def predict_flows(
-    engine: BaseInfer,
+    engine: Predict,
     image_hwc: np.ndarray,
     settings: CellposeSection,
     rescale: float,

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from efficientbioai.engines.tensorrt_qdq import check_symmetric_s8
 from efficientbioai.engines.tensorrt_support import (
     ALTERNATIVES,
     Shape,
@@ -39,6 +40,7 @@ from efficientbioai.engines.tensorrt_support import (
     require_tensorrt,
 )
 from efficientbioai.errors import BackendUnavailableError, ConfigError, ExportError
+from efficientbioai.registry import QUANTIZERS
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +205,6 @@ def build_tensorrt_variant(
     symmetric S8 QDQ ONNX for int8 (``tensorrt/model_int8.onnx``, its ranges in
     ``tensorrt/ort_calibration.json``) and builds the engine on ``engine.tensorrt.device``.
     """
-    from efficientbioai.registry import QUANTIZERS
 
     precision = variant.split(":")[1]
     settings = config.engine.tensorrt
@@ -213,8 +214,6 @@ def build_tensorrt_variant(
     out_dir = work / "tensorrt"
     source, quantization = onnx_path, None
     if precision == "int8":
-        from efficientbioai.engines.tensorrt_qdq import check_symmetric_s8
-
         quantizer = QUANTIZERS.get("tensorrt")(config.quantize.onnxruntime, parser.keep_float_nodes(), validation)
         source = quantizer.apply(onnx_path, calib, out_dir)
         qdq = check_symmetric_s8(source)

@@ -93,13 +93,3 @@ def make_pair(shape: tuple[int, ...], seed: int, noise: NoiseModel | None = None
     rng = np.random.default_rng(seed)
     clean = clean_image(tuple(shape), rng)
     return noisy_image(clean, noise or NoiseModel(), rng), clean
-
-
-def make_split(
-    split: str, count: int, shape: tuple[int, ...], noise: NoiseModel | None = None
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``count`` pairs of one split (``train``, ``calibration`` or ``evaluation``)."""
-    if split not in SEED_OFFSETS:
-        raise ValueError(f"split must be one of {sorted(SEED_OFFSETS)}, got {split!r}")
-    offset = SEED_OFFSETS[split]
-    return [make_pair(shape, offset + i, noise) for i in range(count)]

@@ -16,8 +16,11 @@ from tqdm import tqdm
 
 from efficientbioai.deepstorm import SEEDS
 from efficientbioai.deepstorm.data import PatchSet, simulate_patches, spike_targets
+from efficientbioai.deepstorm.filaments import simulate_filament_stack
 from efficientbioai.deepstorm.loss import deepstorm_loss
+from efficientbioai.deepstorm.reconstruction_metrics import reconstruction_scores, truth_image
 from efficientbioai.deepstorm.settings import DeepSTORMSection
+from efficientbioai.deepstorm.stack import frame_batches
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,6 @@ def validation_loss(model, pool: PatchSet, spec: DeepSTORMSection, batch: int = 
 
 def validation_scores(model, frames: np.ndarray, truth: np.ndarray, spec: DeepSTORMSection) -> dict[str, float]:
     """NMSE/PSNR of the summed reconstruction of a validation stack (the task's own metric)."""
-    from efficientbioai.deepstorm.stack import frame_batches
 
     model.eval()
     _, h, w = frames.shape
@@ -57,7 +59,6 @@ def validation_scores(model, frames: np.ndarray, truth: np.ndarray, spec: DeepST
     with torch.no_grad():  # negatives clipped, as Deep-STORM does, and summed over the frames
         parts = [torch.relu(model(torch.from_numpy(x))[:, 0]).sum(0) for x in frame_batches(frames, 16, m)]
     image = (sum(parts) if parts else torch.zeros(shape)).numpy()[: u * h, : u * w]
-    from efficientbioai.deepstorm.reconstruction_metrics import reconstruction_scores
 
     return reconstruction_scores(image, truth, spec.metric_sigma_px)
 
@@ -74,8 +75,6 @@ class ValidationSet:
 
     @classmethod
     def simulate(cls, sim, spec: DeepSTORMSection, frames: int, upsample: int) -> ValidationSet:
-        from efficientbioai.deepstorm.filaments import simulate_filament_stack
-        from efficientbioai.deepstorm.reconstruction_metrics import truth_image
 
         pool = simulate_patches(sim, spec, spec.validation_patches, SEEDS["validation"])
         stack, truth = simulate_filament_stack(sim.for_test(), spec.filaments, frames, SEEDS["validation"] + 1)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from efficientbioai.deepstorm.data import pad_frames
 from efficientbioai.errors import InputError
 from efficientbioai.io.frames import FrameSource, check_movie
 
@@ -35,7 +36,6 @@ def check_stack(stack, name: str = "stack") -> FrameSource:
 
 def frame_batches(stack, batch_size: int, multiple: int, name: str = "stack") -> Iterator[np.ndarray]:
     """``(n, 1, H', W')`` float32 batches in order, padded to ``multiple`` and checked for NaN/Inf."""
-    from efficientbioai.deepstorm.data import pad_frames
 
     for start in range(0, len(stack), batch_size):
         x = np.asarray(stack[start : start + batch_size], dtype=np.float32)

@@ -6,7 +6,9 @@ import os
 
 from efficientbioai.config import Config, split_variant
 from efficientbioai.engines.base import BaseInfer
+from efficientbioai.engines.ort_providers import session_providers
 from efficientbioai.parsers.base import BaseParser
+from efficientbioai.parsers.pruned_checkpoint import load_pruned
 from efficientbioai.registry import ENGINES
 
 
@@ -21,15 +23,11 @@ def create_engine(variant: str, config: Config, parser: BaseParser) -> BaseInfer
     threads = config.engine.threads or os.cpu_count() or 1
     if engine_name == "torch":
         if pruned:
-            from efficientbioai.parsers.pruned_checkpoint import load_pruned
-
             return cls(load_pruned(parser.build_model(), config.artefact(variant)), precision, threads)
         return cls(parser.load_model(), precision, threads)
     kwargs = {"num_requests": config.engine.num_requests} if engine_name == "openvino" else {}
     if engine_name == "tensorrt":
         kwargs = {"device": config.engine.tensorrt.device}
     elif engine_name == "onnxruntime" and config.engine.providers != ["CPUExecutionProvider"]:
-        from efficientbioai.engines.ort_providers import session_providers
-
         kwargs = session_providers(config, variant, config.artefact(variant))
     return cls(config.artefact(variant), precision, threads, **kwargs)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from efficientbioai.engines.base import BaseInfer, require_file
+from efficientbioai.engines.ort_providers import check_providers
 from efficientbioai.errors import ArtefactError
 from efficientbioai.offline import disable_onnxruntime_events
 from efficientbioai.registry import register_engine
@@ -49,8 +50,6 @@ class ORTModule(BaseInfer):
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.providers = self.session.get_providers()
         if providers != ["CPUExecutionProvider"]:  # ORT falls back to the CPU silently: check
-            from efficientbioai.engines.ort_providers import check_providers
-
             check_providers(providers, self.providers, ort.get_available_providers(), path)
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from efficientbioai.engines.tensorrt_qdq import check_symmetric_s8
+from efficientbioai.engines.tensorrt_support import onnx_inputs, profile_from_config, profile_shapes
 from efficientbioai.errors import ArtefactError, BackendUnavailableError, ConfigError
 
 CPU = "CPUExecutionProvider"
@@ -47,12 +49,9 @@ def session_providers(config, variant: str, onnx_path: Path) -> dict:
 
 def tensorrt_provider_options(config, precision: str, onnx_path: Path) -> dict[str, str]:
     """Options of ONNX Runtime's TensorRT provider, from ``engine.tensorrt`` and the deployment."""
-    from efficientbioai.engines.tensorrt_support import onnx_inputs, profile_from_config, profile_shapes
 
     settings = config.engine.tensorrt
     if precision == "int8":
-        from efficientbioai.engines.tensorrt_qdq import check_symmetric_s8
-
         try:
             check_symmetric_s8(onnx_path)
         except ArtefactError as exc:

@@ -13,8 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from efficientbioai.config import load_config
+from efficientbioai.engines.torch_engine import TorchModule
+from efficientbioai.errors import InputError
+from efficientbioai.parsers.base import Sample, create_parser
+from efficientbioai.registry import TASKS
+from efficientbioai.smlm.acquisition import AcquisitionSection
 from efficientbioai.smlm.camera import EMCCD, Camera
 from efficientbioai.smlm.camera_estimate import CameraEstimate, estimate_camera
+from efficientbioai.smlm.settings import CameraSection
+from efficientbioai.smlm.simulated_training import simulate_batch, simulate_blinking_stack, truth_table
 
 #: An sCMOS unlike the training EMCCD: 4 ADU per electron, offset 400, QE 0.8.
 OTHER_SCMOS = Camera(qe=0.8, em_gain=None, e_per_adu=0.25, baseline=400.0, read_sigma=1.6, spurious=0.0)
@@ -22,11 +29,6 @@ OTHER_SCMOS = Camera(qe=0.8, em_gain=None, e_per_adu=0.25, baseline=400.0, read_
 
 def localize_with_cameras(config_path: str | Path, frames: int = 64, seed: int = 20_260_101):
     """Rows of {data, conversion, jaccard, recall, precision, rmse_lateral} and the estimates."""
-    from efficientbioai.engines.torch_engine import TorchModule
-    from efficientbioai.parsers.base import Sample, create_parser
-    from efficientbioai.registry import TASKS
-    from efficientbioai.smlm.acquisition import AcquisitionSection
-    from efficientbioai.smlm.simulated_training import simulate_batch, truth_table
 
     config = load_config(config_path)
     sim = config.simulation.for_test()
@@ -58,9 +60,6 @@ def localize_with_cameras(config_path: str | Path, frames: int = 64, seed: int =
 def camera_estimates(sim, seed: int, frames: int = 200) -> list[tuple[str, CameraEstimate | None, Camera]]:
     """Each camera estimated from a movie it recorded (blinking emitters on a flat background),
     without and with 20 dark frames; None where the estimator refuses (flat background, no dark)."""
-    from efficientbioai.errors import InputError
-    from efficientbioai.smlm.settings import CameraSection
-    from efficientbioai.smlm.simulated_training import simulate_blinking_stack
 
     rng = np.random.default_rng(seed + 1)
     out: list[tuple[str, CameraEstimate | None, Camera]] = []

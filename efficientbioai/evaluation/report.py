@@ -1,10 +1,11 @@
-"""Report files: ``report.json`` (everything measured) and ``report.md`` (the table to read).
-
-Ratios compare each variant with the ``torch:fp32`` reference measured in the same run.
+"""Report files (``report.json``: everything measured; ``report.md``: the table to read) and
+:class:`Report`, the same in Python. Ratios compare each variant with the ``torch:fp32``
+reference measured in the same run.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from efficientbioai.manifest import ISA_FEATURES, write_json
@@ -181,3 +182,45 @@ def write_report(report: dict, folder: Path) -> tuple[Path, Path]:
     tmp.write_text(to_markdown(report))
     tmp.replace(md)
     return j, md
+
+
+class Report(dict):
+    """``report.json`` as a dict, with its table and the files each variant wrote."""
+
+    @property
+    def deployed(self) -> str:
+        return self["deployed"]
+
+    def row(self, variant: str | None = None) -> dict:
+        """Latency, throughput, energy and accuracy of one variant (default: the deployed one)."""
+        variant = variant or self.deployed
+        return next(r for r in self["variants"] if r["variant"] == variant)
+
+    def outputs(self, variant: str | None = None) -> list[Path]:
+        """The prediction files a variant wrote (``report.write_outputs`` chooses which variants)."""
+        return [Path(p) for p in self.row(variant).get("outputs", [])]
+
+    def print(self, file=None) -> None:
+        """The comparison table (the deployed variant in bold) and how it was measured."""
+        from rich.console import Console
+        from rich.table import Table
+
+        header, rows = summary_rows(self)
+        table = Table(title=f"EfficientBioAI — {self['task']} ({self['experiment']})")
+        for i, h in enumerate(header):
+            table.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
+        for row in rows:
+            table.add_row(*row, style="bold" if row[0].split(" ")[0] == self.deployed else None)
+        console = Console(file=file, width=max(170, Console().width))
+        console.print(table)
+        for line in notes(self):
+            console.print(f"  {line}", style="dim", highlight=False)
+
+    def table(self) -> str:
+        """:meth:`print` as plain text."""
+        out = io.StringIO()
+        self.print(out)
+        return out.getvalue()
+
+    def __str__(self) -> str:
+        return self.table()

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from efficientbioai.errors import InputError
+from efficientbioai.io.images import read_image
 
 #: Suffixes of single-frame files in a folder stack.
 FRAME_SUFFIXES = (".tif", ".tiff", ".npy")
@@ -225,7 +226,6 @@ class FolderSource(FrameSource):
     """A stack made of one file per frame (TIFF or ``.npy``), in sorted name order."""
 
     def __init__(self, folder: str | Path) -> None:
-        from efficientbioai.io.images import read_image
 
         self.path = Path(folder)
         self.name = str(self.path)
@@ -239,7 +239,6 @@ class FolderSource(FrameSource):
         self.dtype = np.dtype(np.float32)
 
     def _read(self, start: int, stop: int) -> np.ndarray:
-        from efficientbioai.io.images import read_image
 
         frames = [read_image(f) for f in self.files[start:stop]]
         for f, frame in zip(self.files[start:stop], frames):

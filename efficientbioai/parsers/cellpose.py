@@ -22,11 +22,16 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from efficientbioai.cellpose._import import cellpose_module
 from efficientbioai.cellpose.network import STANDARD_NBASE, ExportableCPnet, build_cpnet
+from efficientbioai.cellpose.segment import prepare, rescale_factor
 from efficientbioai.cellpose.settings import CellposeSection
+from efficientbioai.cellpose.train_seg import fine_tune_cellpose
+from efficientbioai.datasets.nuclei import SEED_OFFSETS, synthetic_nuclei
 from efficientbioai.errors import ConfigError, InputError
 from efficientbioai.parsers.base import BaseParser, Sample
 from efficientbioai.parsers.checkpoint import load_state_dict, read_state_dict
+from efficientbioai.parsers.data_splits import random_crop
 from efficientbioai.registry import register_parser
 
 log = logging.getLogger(__name__)
@@ -117,7 +122,6 @@ class CellposeParser(BaseParser):
 
     def fine_tune(self, model: nn.Module, reference: nn.Module, settings) -> dict:
         """After pruning: cellpose's own ``train_seg`` on generated nuclei (flows + cell probability)."""
-        from efficientbioai.cellpose.train_seg import fine_tune_cellpose
 
         return fine_tune_cellpose(model.net, self.settings, settings.steps, settings.lr, settings.batch_size)
 
@@ -134,19 +138,15 @@ class CellposeParser(BaseParser):
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """Cellpose's normalisation at the model's scale → ``(nchan, H', W')``."""
-        from efficientbioai.cellpose.segment import prepare
 
         x = prepare(image, self.settings, self.in_channels)
         rescale = self.rescale()
         if rescale != 1.0:
-            from efficientbioai.cellpose._import import cellpose_module
-
             x = cellpose_module("transforms").resize_image(x, rsz=rescale)
         return np.ascontiguousarray(x.transpose(2, 0, 1))
 
     def rescale(self) -> float:
         """Cellpose's resize factor for this model and config."""
-        from efficientbioai.cellpose.segment import rescale_factor
 
         model = self._diameters()
         return rescale_factor(self.settings, *model)
@@ -169,7 +169,6 @@ class CellposeParser(BaseParser):
 
     def synthetic_pair(self, split: str, index: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """Generated nuclei image and its labels (split-specific seeds)."""
-        from efficientbioai.datasets.nuclei import SEED_OFFSETS, synthetic_nuclei
 
         if len(shape) != 2:
             raise ConfigError(f"cellpose synthetic images are 2D; got shape {list(shape)}")
@@ -177,7 +176,6 @@ class CellposeParser(BaseParser):
 
     def calibration_inputs(self) -> Iterator[np.ndarray]:
         """Tiles of cellpose-normalised images at the deployed tile size."""
-        from efficientbioai.parsers.data_splits import random_crop
 
         tile = tuple(self.config.inference.tile)
         rng = np.random.default_rng(0)

@@ -22,6 +22,7 @@ from torch import nn
 
 from efficientbioai.deepstorm import SEEDS
 from efficientbioai.deepstorm.settings import DeepSTORMSection
+from efficientbioai.deepstorm.simulated_training import fine_tune_deepstorm
 from efficientbioai.errors import ConfigError
 from efficientbioai.models.deepstorm import VARIANTS, DeepSTORM, SummedShuffleHead
 from efficientbioai.parsers.base import BaseParser
@@ -29,6 +30,7 @@ from efficientbioai.parsers.movie_calibration import movie_calibration
 from efficientbioai.parsers.training_crops import tuning_record
 from efficientbioai.registry import register_parser
 from efficientbioai.smlm.settings import SimulationSection
+from efficientbioai.smlm.simulate import simulate_stack
 
 _PARAMS = ("variant", "width", "upsample", "sum_frames")
 
@@ -130,7 +132,6 @@ class DeepSTORMParser(BaseParser):
 
     def fine_tune(self, model: nn.Module, reference: nn.Module, settings) -> dict:
         """After pruning: more Deep-STORM training on simulated patches (its own loss)."""
-        from efficientbioai.deepstorm.simulated_training import fine_tune_deepstorm
 
         curve = fine_tune_deepstorm(
             model, self.simulation, self.settings, settings.steps, settings.lr, settings.batch_size, settings.eval_every
@@ -140,7 +141,6 @@ class DeepSTORMParser(BaseParser):
     def calibration_inputs(self) -> Iterator[np.ndarray]:
         """The user's raw frames (``data.calibration.source: files``), else simulated frames
         ``(1, 1, *tile)`` like the training frames, from the calibration seeds."""
-        from efficientbioai.smlm.simulate import simulate_stack
 
         spec = self.config.data.calibration
         if spec.source == "files":

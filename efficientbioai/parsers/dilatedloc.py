@@ -19,6 +19,9 @@ from efficientbioai.parsers.base import BaseParser
 from efficientbioai.parsers.movie_calibration import movie_calibration
 from efficientbioai.parsers.training_crops import tuning_record
 from efficientbioai.registry import register_parser
+from efficientbioai.smlm.acquisition import camera_conversion
+from efficientbioai.smlm.postprocess import InGraphLocalizer, SpatialIntegration
+from efficientbioai.smlm.simulated_training import SEEDS, fine_tune_dilatedloc, simulate_batch
 
 _PARAMS = ("width", "frames", "z_scale", "photon_scale")
 
@@ -58,7 +61,6 @@ class DilatedLocParser(BaseParser):
         loc = self.config.inference.localization
         if not loc.in_graph:
             return model
-        from efficientbioai.smlm.postprocess import InGraphLocalizer, SpatialIntegration
 
         return InGraphLocalizer(model, SpatialIntegration.from_settings(loc, self.simulation().pixel_size))
 
@@ -68,7 +70,6 @@ class DilatedLocParser(BaseParser):
 
     def fine_tune(self, model: nn.Module, reference: nn.Module, settings) -> dict:
         """After pruning: more DilatedLoc training on freshly simulated frames (its own loss)."""
-        from efficientbioai.smlm.simulated_training import fine_tune_dilatedloc
 
         sim = self.simulation().model_copy(update={"frame_shape": list(self.config.inference.tile)})
         curve = fine_tune_dilatedloc(model, sim, settings.steps, settings.lr, settings.batch_size, settings.eval_every)
@@ -85,12 +86,9 @@ class DilatedLocParser(BaseParser):
     def calibration_inputs(self) -> Iterator[np.ndarray]:
         """The user's raw frames (``data.calibration.source: files``), else simulated frames at
         the tile size from the calibration seed range."""
-        from efficientbioai.smlm.simulated_training import SEEDS, simulate_batch
 
         spec = self.config.data.calibration
         if spec.source == "files":
-            from efficientbioai.smlm.acquisition import camera_conversion
-
             tile, convert = tuple(self.config.inference.tile), camera_conversion(self.config)
             yield from movie_calibration(spec, tile, self.in_channels, SEEDS["calibration"], convert)
             return

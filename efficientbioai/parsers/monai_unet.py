@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from efficientbioai.datasets.fluorescence import SEED_OFFSETS, make_pair
 from efficientbioai.errors import BackendUnavailableError, ConfigError
 from efficientbioai.parsers.base import BaseParser
 from efficientbioai.registry import register_parser
@@ -83,7 +84,6 @@ class MonaiUNetParser(BaseParser):
 
     def synthetic_pair(self, split: str, index: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """Fluorescence-like blobs and filaments; target = clean image (denoise) or its mask."""
-        from efficientbioai.datasets.fluorescence import SEED_OFFSETS, make_pair
 
         if len(shape) != self.spatial_dims:
             raise ConfigError(f"data.{split}.shape {list(shape)} must have {self.spatial_dims} sizes")

@@ -15,6 +15,8 @@ import numpy as np
 
 from efficientbioai.config import SplitSection
 from efficientbioai.errors import InputError
+from efficientbioai.io.frames import open_frames
+from efficientbioai.io.inputs import MOVIE_READING, assumed, movie_inputs
 
 
 def movie_calibration(
@@ -22,8 +24,6 @@ def movie_calibration(
 ) -> Iterator[np.ndarray]:
     """``spec.num_samples`` float32 arrays ``(1, channels, *tile)`` cut from the user's movies;
     ``convert`` (e.g. the acquisition camera's conversion) is applied to whole frames first."""
-    from efficientbioai.io.frames import open_frames
-    from efficientbioai.io.inputs import MOVIE_READING, assumed, movie_inputs
 
     movies = []
     for path in movie_inputs(spec.inputs):

@@ -48,14 +48,6 @@ def save_pruned(model: nn.Module, path: str | Path) -> Path:
     )
 
 
-def is_pruned_checkpoint(path: str | Path) -> bool:
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return False
-    return isinstance(data, dict) and data.get("format") == FORMAT
-
-
 def load_pruned(model: nn.Module, path: str | Path) -> nn.Module:
     """Resize ``model`` (the parser's unpruned architecture) to the saved shapes and load the weights."""
     path = Path(path)

@@ -12,6 +12,7 @@ import torch
 
 from efficientbioai.errors import ConfigError
 from efficientbioai.parsers.data_splits import random_crop
+from efficientbioai.registry import TASKS
 
 
 class TrainingCrops:
@@ -67,7 +68,6 @@ class TrainingCrops:
 
     def fine_tune_metric(self, output: np.ndarray, target: np.ndarray) -> tuple[str, float] | None:
         """The task's primary metric on a batch of raw outputs, for the fine-tuning curve."""
-        from efficientbioai.registry import TASKS
 
         task = TASKS.get(self.task_name)(self.config, self)
         try:

@@ -23,6 +23,7 @@ from typing import Any
 
 from efficientbioai.errors import BackendUnavailableError
 from efficientbioai.runtime.job import StreamJob, run_chunk
+from efficientbioai.runtime.local_pipeline import chunk_error
 from efficientbioai.runtime.progress import Progress, StreamStats
 from efficientbioai.runtime.settings import RuntimeSection
 from efficientbioai.runtime.sink import Sink
@@ -105,8 +106,6 @@ def run_on_dask(
 ) -> tuple[Any, StreamStats]:
     """Stream ``job`` through the Dask cluster behind ``client`` into ``sink``."""
     from distributed import as_completed
-
-    from efficientbioai.runtime.local_pipeline import chunk_error
 
     chunks = job.chunks()
     done = sink.start(fingerprint, settings.resume, len(chunks))

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from efficientbioai.engines.factory import create_engine
 from efficientbioai.runtime.chunks import Block, Chunk
 from efficientbioai.runtime.sink import Sink
 
@@ -90,7 +91,6 @@ class StreamJob(ABC):
 
     def create_engine(self, variant: str, threads: int | None = None) -> Any:
         """The engine a Dask worker builds for this job (once per worker): the task's variant."""
-        from efficientbioai.engines.factory import create_engine
 
         cfg = self.task.config.model_copy(deep=True)
         if threads:

@@ -18,6 +18,8 @@ from typing import Any
 
 from efficientbioai.config import Config, split_variant
 from efficientbioai.engines.base import BaseInfer
+from efficientbioai.engines.factory import create_engine
+from efficientbioai.registry import ENGINES
 from efficientbioai.runtime.job import StreamJob
 from efficientbioai.runtime.prefetch import Prefetcher
 from efficientbioai.runtime.settings import WorkerSection
@@ -110,7 +112,6 @@ def worker_engines(
     timed). Otherwise each worker gets its own engine on its device, with ``threads`` (default:
     ``engine.threads`` or all cores, split evenly between workers) and ``streams``.
     """
-    from efficientbioai.engines.factory import create_engine
 
     if given is not None and len(workers) == 1 and workers[0] == WorkerSection():
         return [(given, None)]
@@ -125,8 +126,6 @@ def worker_engines(
         if engine_name == "tensorrt" and spec.device != "auto":
             cfg.engine.tensorrt.device = int(spec.device.split(":")[-1])
         if engine_name == "openvino" and spec.device not in ("auto", "CPU"):
-            from efficientbioai.registry import ENGINES
-
             engine = ENGINES.get("openvino")(
                 cfg.artefact(variant), precision, cfg.engine.threads, cfg.engine.num_requests, device=spec.device
             )

@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from efficientbioai.errors import InputError
+from efficientbioai.io.images import read_image
 from efficientbioai.registry import register_section
 from efficientbioai.section import Section
 from efficientbioai.smlm.camera import Camera
@@ -70,7 +71,6 @@ def adu_per_photon(camera: Camera) -> float:
 def _map(path: Path | None, shape: tuple[int, int], what: str) -> np.ndarray | None:
     if path is None:
         return None
-    from efficientbioai.io.images import read_image
 
     image = np.squeeze(read_image(path))
     if image.ndim == 3:  # a stack of dark frames: its mean

@@ -14,6 +14,7 @@ from efficientbioai.registry import register_section
 from efficientbioai.section import Section
 from efficientbioai.smlm.camera import Camera
 from efficientbioai.smlm.psf import AstigmaticPSF, GaussianPSF
+from efficientbioai.smlm.pupil import PRESETS, PupilPSF
 from efficientbioai.smlm.simulate import EmitterSampler
 
 
@@ -35,7 +36,6 @@ class PSFSection(Section):
             return GaussianPSF(self.sigma_nm)
         if self.kind == "astigmatic":
             return AstigmaticPSF(self.sigma_nm, self.focal_offset_nm, self.depth_nm)
-        from efficientbioai.smlm.pupil import PRESETS, PupilPSF
 
         coeffs = dict(PRESETS[self.preset]) if self.preset else {}
         for n, m, c in self.zernike_nm:

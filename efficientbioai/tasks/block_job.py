@@ -22,6 +22,7 @@ import numpy as np
 
 from efficientbioai.errors import ConfigError, InputError
 from efficientbioai.io.frames import ArraySource, FrameSource
+from efficientbioai.parsers.base import BaseParser
 from efficientbioai.runtime.block_sink import BlockSink
 from efficientbioai.runtime.chunks import Block, plan_blocks
 from efficientbioai.runtime.global_normalizer import GlobalNormalizer
@@ -75,8 +76,6 @@ class BlockJob(StreamJob):
         cfg, parser = task.config, task.parser
         self.window = task.window()
         if isinstance(image, FrameSource):  # read lazily: normalise with whole-volume statistics
-            from efficientbioai.parsers.base import BaseParser
-
             if type(parser).preprocess is not BaseParser.preprocess:
                 raise ConfigError(
                     f"{name}: {type(parser).__name__} has its own preprocess, which needs the whole image in "

@@ -23,8 +23,12 @@ from efficientbioai.parsers.base import Sample
 from efficientbioai.registry import register_task
 from efficientbioai.runtime.job import run_in_memory
 from efficientbioai.smlm.acquisition import camera_conversion
+from efficientbioai.smlm.crlb import simulation_crlb
 from efficientbioai.smlm.io import write_thunderstorm
-from efficientbioai.smlm.localization_metrics import score_localizations
+from efficientbioai.smlm.localization_metrics import rmse_by_z, score_localizations
+from efficientbioai.smlm.plots import plot_rmse_vs_crlb
+from efficientbioai.smlm.render import render, save_rendering
+from efficientbioai.smlm.simulated_training import SEEDS, simulate_batch, simulate_blinking_stack, truth_table
 from efficientbioai.tasks.base import Task
 from efficientbioai.tasks.localize_job import LocalizeJob
 
@@ -54,7 +58,6 @@ class LocalizationTask(Task):
                     stack = check_movie(open_frames(path), str(path))
                 yield Sample(path.stem, stack, None)
             return
-        from efficientbioai.smlm.simulated_training import SEEDS, simulate_batch, simulate_blinking_stack, truth_table
 
         sim = self.simulation().for_test()
         if self.parser.in_channels > 1:  # temporal context needs consecutive, correlated frames
@@ -99,10 +102,6 @@ class LocalizationTask(Task):
 
     def extras(self, outputs: list[np.ndarray], samples: list[Sample], folder: Path) -> dict:
         """A super-resolution rendering per stack and, with ground truth, RMSE vs CRLB over z."""
-        from efficientbioai.smlm.crlb import simulation_crlb
-        from efficientbioai.smlm.localization_metrics import rmse_by_z
-        from efficientbioai.smlm.plots import plot_rmse_vs_crlb
-        from efficientbioai.smlm.render import render, save_rendering
 
         sim = self.simulation()
         files = {}

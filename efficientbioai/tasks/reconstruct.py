@@ -21,7 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from efficientbioai.deepstorm import SEEDS
+from efficientbioai.deepstorm.filaments import simulate_filament_stack
+from efficientbioai.deepstorm.kernel import blur
+from efficientbioai.deepstorm.maxima import local_maxima
 from efficientbioai.deepstorm.reconstruction_metrics import reconstruction_scores, truth_image
+from efficientbioai.deepstorm.settings import DeepSTORMSection
 from efficientbioai.deepstorm.stack import check_stack
 from efficientbioai.engines.base import BaseInfer
 from efficientbioai.errors import ConfigError, InputError
@@ -31,6 +35,8 @@ from efficientbioai.io.inputs import MOVIE_READING, assumed, movie_inputs
 from efficientbioai.parsers.base import Sample
 from efficientbioai.registry import register_task
 from efficientbioai.runtime.job import run_in_memory
+from efficientbioai.smlm.io import read_localizations, write_thunderstorm
+from efficientbioai.smlm.render import save_rendering
 from efficientbioai.tasks.base import Task
 from efficientbioai.tasks.reconstruct_job import ReconstructJob
 
@@ -62,7 +68,6 @@ class ReconstructionTask(Task):
         return self.config.simulation
 
     def _settings(self):
-        from efficientbioai.deepstorm.settings import DeepSTORMSection
 
         return self.config.deepstorm or DeepSTORMSection()
 
@@ -79,7 +84,6 @@ class ReconstructionTask(Task):
                     stack = check_stack(open_frames(src), str(src))
                 yield Sample(src.stem, stack, self._target(tgt, stack.shape[1:]) if tgt else None)
             return
-        from efficientbioai.deepstorm.filaments import simulate_filament_stack
 
         sim = self.simulation().for_test()
         frames, truth = simulate_filament_stack(sim, self._settings().filaments, sim.test.frames, SEEDS["evaluation"])
@@ -89,8 +93,6 @@ class ReconstructionTask(Task):
         """Ground truth for a stack: true positions (SMLM CSV), rendered; or an image on the fine grid."""
         want = (frame_shape[0] * self.upsample, frame_shape[1] * self.upsample)
         if path.suffix.lower() == ".csv":
-            from efficientbioai.smlm.io import read_localizations
-
             return truth_image(read_localizations(path), frame_shape, self.simulation().pixel_size, self.upsample)
         image = read_image(path)
         if image.shape != want:
@@ -117,16 +119,12 @@ class ReconstructionTask(Task):
         return reconstruction_scores(output, reference, self._settings().metric_sigma_px)
 
     def write(self, output: np.ndarray, folder: Path, name: str) -> Path:
-        from efficientbioai.smlm.render import save_rendering
 
         tif, _ = save_rendering(output, folder / f"{name}_sr")
         return tif
 
     def extras(self, outputs: list[np.ndarray], samples: list[Sample], folder: Path) -> dict:
         """Ground-truth renderings (TIFF + PNG) and the SR image's local maxima as ThunderSTORM CSV."""
-        from efficientbioai.deepstorm.maxima import local_maxima
-        from efficientbioai.smlm.io import write_thunderstorm
-        from efficientbioai.smlm.render import save_rendering
 
         fine = self.simulation().pixel_size / self.upsample
         files: dict = {}
@@ -134,8 +132,6 @@ class ReconstructionTask(Task):
             table = local_maxima(output, fine)
             files[f"{sample.name}_maxima"] = str(write_thunderstorm(folder / f"{sample.name}_maxima.csv", table))
             if sample.target is not None:
-                from efficientbioai.deepstorm.kernel import blur
-
                 shown = blur(sample.target, self._settings().metric_sigma_px).astype(np.float32)
                 _, png = save_rendering(shown, folder / f"{sample.name}_truth")
                 files[f"{sample.name}_truth"] = str(png)

@@ -22,12 +22,11 @@ import torch
 
 from efficientbioai.cellpose.settings import CellposeSection
 from efficientbioai.cellpose.train_seg import train_seg
-from efficientbioai.config import Config, load_config
+from efficientbioai.config import Config
 from efficientbioai.errors import ConfigError
 from efficientbioai.manifest import write_json
-from efficientbioai.parsers.base import create_parser
-from efficientbioai.parsers.checkpoint import training_output
 from efficientbioai.registry import register_trainer
+from efficientbioai.training import start_training
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +38,9 @@ def train_cellpose(config: Config | str | Path, resume: bool = False, output: st
     if resume:
         raise ConfigError("--resume is not supported for cellpose training (cellpose's train_seg starts anew)")
 
-    cfg = config if isinstance(config, Config) else load_config(config)
-    source = str(config) if not isinstance(config, Config) else "<config>.yaml"
+    cfg, source, parser, out = start_training(config, output, "instance", "a Cellpose model", simulated=False)
     section = cfg.cellpose or CellposeSection()
     settings = section.train
-    parser = create_parser(cfg)
-    if parser.task_name != "instance":
-        raise ConfigError(f"model.parser {cfg.model.parser!r} is not a Cellpose model; nothing was trained")
-    out = training_output(cfg.model.checkpoint, output)
     torch.manual_seed(settings.seed)
     net = parser.build_model().net
     logging.getLogger("cellpose.train").setLevel(logging.INFO)  # its per-10-epoch loss lines are the progress

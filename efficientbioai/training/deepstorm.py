@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from efficientbioai.config import Config, load_config
+from efficientbioai.config import Config
 from efficientbioai.deepstorm import SEEDS
 from efficientbioai.deepstorm.data import normalisation_stats, simulate_patches
 from efficientbioai.deepstorm.loss import deepstorm_loss
@@ -31,10 +31,10 @@ from efficientbioai.deepstorm.settings import DeepSTORMSection
 from efficientbioai.deepstorm.simulated_training import ValidationSet, patch_batch
 from efficientbioai.errors import ConfigError
 from efficientbioai.manifest import write_json
-from efficientbioai.parsers.base import create_parser
-from efficientbioai.parsers.checkpoint import load_state_dict, save_checkpoint, training_output
+from efficientbioai.parsers.checkpoint import load_state_dict, save_checkpoint
 from efficientbioai.registry import register_trainer
 from efficientbioai.smlm.settings import TrainSection
+from efficientbioai.training import start_training
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +44,8 @@ def train_deepstorm(config: Config | str | Path, resume: bool = False, output: s
     """Train the config's Deep-STORM model; returns the checkpoint path (best validation loss):
     ``output``, default a new file beside ``model.checkpoint``, which ``resume`` continues from."""
 
-    cfg = config if isinstance(config, Config) else load_config(config)
-    source = str(config) if not isinstance(config, Config) else "<config>.yaml"
-    if cfg.simulation is None:
-        raise ConfigError("training needs a 'simulation' section (the microscope to simulate)")
+    cfg, source, parser, out = start_training(config, output, "reconstruct", "a Deep-STORM model", simulated=True)
     settings, spec, sim = cfg.train or TrainSection(), cfg.deepstorm or DeepSTORMSection(), cfg.simulation
-    parser = create_parser(cfg)
-    if not hasattr(parser, "upsample"):
-        raise ConfigError(f"model.parser {cfg.model.parser!r} is not a Deep-STORM parser; nothing was trained")
-    out = training_output(cfg.model.checkpoint, output)
     ckpt = Path(cfg.model.checkpoint) if cfg.model.checkpoint else out
     if spec.train_threads:
         torch.set_num_threads(spec.train_threads)

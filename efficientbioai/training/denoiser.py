@@ -17,13 +17,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from efficientbioai.config import load_config
 from efficientbioai.datasets.fluorescence import SEED_OFFSETS, make_pair
 from efficientbioai.errors import ConfigError
 from efficientbioai.manifest import write_json
-from efficientbioai.parsers.checkpoint import save_checkpoint, training_output
-from efficientbioai.registry import PARSERS, register_trainer
+from efficientbioai.parsers.checkpoint import save_checkpoint
+from efficientbioai.registry import register_trainer
 from efficientbioai.tasks.image_metrics import pearson
+from efficientbioai.training import start_training
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +59,7 @@ def train_denoiser(
 ) -> Path:
     """Train the model of ``config_path``; write its checkpoint to ``output`` (default a new file
     beside ``model.checkpoint``)."""
-    cfg = load_config(config_path)
-    parser = PARSERS.get(cfg.model.parser)(cfg)
-    if parser.task_name != "denoise":
-        raise ConfigError(
-            f"{config_path}: train-denoiser trains denoisers, but model.parser {cfg.model.parser!r} is a "
-            f"{parser.task_name} model; nothing was written (use efficientbioai train for it)"
-        )
+    cfg, _, parser, out = start_training(config_path, output, "denoise", "a denoiser", simulated=False)
     dims = parser.spatial_dims
     image_shape, patch, batch_size, pool_size = DEFAULTS[dims]
     torch.manual_seed(seed)
@@ -89,7 +83,6 @@ def train_denoiser(
     model.eval()
     with torch.no_grad():
         scores = [pearson(model(torch.from_numpy(x[None, None]))[0, 0].numpy(), y) for x, y in val_pool]
-    out = training_output(cfg.model.checkpoint, output)
     save_checkpoint(model.state_dict(), out)
     info = {
         "command": f"efficientbioai train-denoiser --config {config_path} --steps {steps} --lr {lr} --seed {seed} "

@@ -19,16 +19,15 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from efficientbioai.config import Config, load_config
-from efficientbioai.errors import ConfigError
+from efficientbioai.config import Config
 from efficientbioai.manifest import write_json
-from efficientbioai.parsers.base import create_parser
-from efficientbioai.parsers.checkpoint import save_checkpoint, training_output
+from efficientbioai.parsers.checkpoint import save_checkpoint
 from efficientbioai.registry import register_trainer
 from efficientbioai.smlm.loss import dilatedloc_loss
 from efficientbioai.smlm.postprocess import SpatialIntegration
 from efficientbioai.smlm.settings import TrainSection
 from efficientbioai.smlm.simulated_training import SEEDS, simulate_batch, validate
+from efficientbioai.training import start_training
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +37,8 @@ def train_dilatedloc(config: Config | str | Path, resume: bool = False, output: 
     """Train the config's model; returns the checkpoint path (``output``, default a new file beside
     ``model.checkpoint``). ``resume`` continues from ``model.checkpoint`` and its record."""
 
-    cfg = config if isinstance(config, Config) else load_config(config)
-    source = str(config) if not isinstance(config, Config) else "<config>.yaml"
-    if cfg.simulation is None:
-        raise ConfigError("training needs a 'simulation' section (the microscope to simulate)")
-    settings = cfg.train or TrainSection()
-    sim = cfg.simulation
-    parser = create_parser(cfg)
-    if parser.task_name != "localize":
-        raise ConfigError(
-            f"model.parser {cfg.model.parser!r} is not a DilatedLoc (localize) model; nothing was trained"
-        )
-    out = training_output(cfg.model.checkpoint, output)
+    cfg, source, parser, out = start_training(config, output, "localize", "a DilatedLoc model", simulated=True)
+    settings, sim = cfg.train or TrainSection(), cfg.simulation
     ckpt = Path(cfg.model.checkpoint) if cfg.model.checkpoint else out
     torch.manual_seed(settings.seed)
     torch.set_flush_denormal(True)  # denormal activations slow every op (see engines/torch_engine.py)

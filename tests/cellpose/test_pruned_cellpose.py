@@ -9,7 +9,7 @@ pytest.importorskip("cellpose")
 
 from efficientbioai.api.infer import run_inference  # noqa: E402
 from efficientbioai.cellpose.network import build_cpnet  # noqa: E402
-from efficientbioai.compression.experiment import compress  # noqa: E402
+from efficientbioai.compression.build_experiment import compress  # noqa: E402
 
 
 def test_pruned_cpnet_chain(tmp_path):

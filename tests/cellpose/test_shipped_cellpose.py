@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("cellpose")
 
 from efficientbioai.api.infer import run_inference  # noqa: E402
-from efficientbioai.compression.experiment import compress  # noqa: E402
+from efficientbioai.compression.build_experiment import compress  # noqa: E402
 from efficientbioai.config import dump_config, load_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

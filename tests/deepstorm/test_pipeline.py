@@ -9,7 +9,7 @@ import torch
 
 from efficientbioai.api.infer import run_inference
 from efficientbioai.cli import main
-from efficientbioai.compression.experiment import compress
+from efficientbioai.compression.build_experiment import compress
 from efficientbioai.config import parse_config
 from efficientbioai.errors import ConfigError, InputError
 from efficientbioai.parsers.base import create_parser

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from efficientbioai.api.infer import run_inference
-from efficientbioai.compression.experiment import compress
+from efficientbioai.compression.build_experiment import compress
 from efficientbioai.config import dump_config, load_config
 
 ROOT = Path(__file__).resolve().parents[2]

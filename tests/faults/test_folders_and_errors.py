@@ -170,12 +170,12 @@ def test_pickled_checkpoint_says_why_and_how_to_convert(tmp_path, capsys):
 
 
 def test_ctrl_c_during_compress_does_not_mention_resume(tiny_checkpoint, tmp_path, capsys, monkeypatch):
-    from efficientbioai.compression import experiment
+    from efficientbioai.compression import build_experiment
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(experiment, "export_onnx", interrupt)
+    monkeypatch.setattr(build_experiment, "export_onnx", interrupt)
     config = _config(tmp_path, tiny_checkpoint)
     assert main(["compress", "--config", str(config), "--exp_path", str(tmp_path / "x")]) == 130
     err = capsys.readouterr().err

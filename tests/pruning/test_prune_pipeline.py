@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from efficientbioai.api.infer import run_inference
-from efficientbioai.compression.experiment import compress
+from efficientbioai.compression.build_experiment import compress
 from efficientbioai.config import load_config
 from tests.helpers import TINY, write_config
 

@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from efficientbioai.cli import main
-from efficientbioai.compression.experiment import compress
+from efficientbioai.compression.build_experiment import compress
 from efficientbioai.runtime.csv_sink import CsvTableSink
 from efficientbioai.smlm.io import read_localizations
 from tests.helpers import write_config

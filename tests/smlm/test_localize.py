@@ -8,7 +8,7 @@ import tifffile
 import torch
 
 from efficientbioai.api.infer import run_inference
-from efficientbioai.compression.experiment import compress
+from efficientbioai.compression.build_experiment import compress
 from efficientbioai.config import parse_config
 from efficientbioai.engines.torch_engine import TorchModule
 from efficientbioai.errors import ConfigError, InputError

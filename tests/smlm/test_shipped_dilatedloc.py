@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from efficientbioai.api.infer import run_inference
-from efficientbioai.compression.experiment import compress
+from efficientbioai.compression.build_experiment import compress
 from efficientbioai.config import dump_config, load_config
 from efficientbioai.smlm.crlb import simulation_crlb
 

@@ -31,7 +31,7 @@ def test_compress_without_tensorrt_fails_plainly_and_leaves_nothing(no_trt, trt_
 
 
 def test_compress_and_run_with_the_fake_tensorrt(fake_trt, trt_config, tmp_path):
-    from efficientbioai.compression.experiment import compress
+    from efficientbioai.compression.build_experiment import compress
     from efficientbioai.config import load_config
     from efficientbioai.engines.factory import create_engine
     from efficientbioai.engines.tensorrt_engine import TRTModule
@@ -56,7 +56,7 @@ def test_compress_and_run_with_the_fake_tensorrt(fake_trt, trt_config, tmp_path)
 def test_tensorrt_qdq_model_uses_the_accuracy_control_ranking(fake_trt, tmp_path):
     """With quantize.onnxruntime.max_accuracy_drop the symmetric S8 QDQ model TensorRT builds
     from is ranked and reduced on the validation split, as ONNX Runtime int8 is."""
-    from efficientbioai.compression.experiment import compress
+    from efficientbioai.compression.build_experiment import compress
     from efficientbioai.engines.tensorrt_qdq import check_symmetric_s8
 
     cfg = {**TRT_TINY, "quantize": {"onnxruntime": {"max_accuracy_drop": 1e-6}}}

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from efficientbioai.compression.accuracy_control import accuracy_record_path
 from efficientbioai.compression.convert import onnx_to_openvino
+from efficientbioai.compression.convert_tensorrt import build_tensorrt_variant
 from efficientbioai.compression.export import export_onnx, verify_onnx
 from efficientbioai.compression.prune import prune_and_fine_tune
 from efficientbioai.compression.quantizer import Validation
@@ -126,8 +127,6 @@ def _build_variant(
     settings = {"onnxruntime": quant.onnxruntime, "openvino": quant.openvino, "tensorrt": quant.onnxruntime}[engine]
     validation = _validation(config, parser) if settings.max_accuracy_drop else None
     if engine == "tensorrt":
-        from efficientbioai.compression.convert_tensorrt import build_tensorrt_variant
-
         return build_tensorrt_variant(variant, config, parser, work, onnx_path, calib, validation)
     quantizer = QUANTIZERS.get(engine)(settings, parser.keep_float_nodes(), validation)
     artefact = quantizer.apply(onnx_path, calib, work)
