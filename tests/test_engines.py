@@ -74,3 +74,32 @@ def test_torch_reference_flushes_denormals():
 
     TorchModule(torch.nn.Identity())
     assert (torch.tensor([1e-39]) * 1.0).item() == 0.0
+
+
+@pytest.mark.parametrize("variant", ["torch:fp32", "onnxruntime:fp32", "openvino:fp32"])
+def test_capabilities_the_runtime_uses(deploy, variant):
+    """Device outputs, an executor with batches in flight (results by their meta), placement, release."""
+    cfg, parser = deploy
+    engine = create_engine(variant, cfg, parser)
+    batches = [np.random.default_rng(i).random((2, 1, 64, 64), dtype=np.float32) for i in range(5)]
+    outs = engine.device_outputs(batches[0])
+    assert all(isinstance(o, torch.Tensor) for o in outs)
+    assert engine.keeps_outputs_on_device == (variant == "torch:fp32")
+    got: dict[int, list] = {}
+    executor = engine.executor(lambda meta, o: got.__setitem__(meta, [t.clone() for t in o]), 3)
+    for i, b in enumerate(batches):
+        executor.submit(b, i)
+    executor.drain()
+    executor.close()
+    assert sorted(got) == list(range(5))
+    for i, b in enumerate(batches):
+        np.testing.assert_allclose(
+            got[i][0].cpu().numpy(), engine(b), rtol=0, atol=1e-6 * max(1.0, np.abs(engine(b)).max())
+        )
+    if variant == "torch:fp32":
+        engine.move_to("cpu")
+        assert str(engine.device) == "cpu"
+    else:
+        with pytest.raises(ConfigError, match="placed by engine settings"):
+            engine.move_to("cuda:0")
+    engine.release()
