@@ -23,6 +23,7 @@ from efficientbioai.evaluation.report import Report
 from efficientbioai.io.frames import open_frames
 from efficientbioai.registry import trainer_for
 from efficientbioai.smlm.camera_estimate import MAX_FRAMES, estimate_camera
+from efficientbioai.terminal import LogAboveBars
 from efficientbioai.training.denoiser import train_denoiser
 
 log = logging.getLogger("efficientbioai")
@@ -67,12 +68,10 @@ def user_message(exc: BaseException) -> str | None:
 
 
 def _setup_logging(verbose: bool) -> None:
-    from rich.logging import RichHandler
-
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",
-        handlers=[RichHandler(show_path=False, rich_tracebacks=False, markup=False)],
+        handlers=[LogAboveBars(show_path=False, rich_tracebacks=False, markup=False)],
         force=True,
     )
     for noisy in ("nncf", "codecarbon", "openvino", "onnxruntime", "root"):

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from efficientbioai.api.experiment import Experiment, Images, images_as_files
 from efficientbioai.api.stream import Streamer
@@ -28,6 +27,7 @@ from efficientbioai.manifest import artefact_size, library_versions, machine
 from efficientbioai.parsers.base import create_parser
 from efficientbioai.registry import TASKS
 from efficientbioai.tasks.base import Task
+from efficientbioai.terminal import bar as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def run_inference(
                 streamer.reset()
                 with EnergyMeter(energy_cfg.country_iso_code, energy_cfg.enabled) as meter:
                     start = time.perf_counter()
-                    for sample in tqdm(samples, desc=variant, leave=False):
+                    for sample in progress_bar(samples, desc=variant, leave=False):
                         outputs.append(streamer.predict(task, engine, sample, variant, folder))
                     seconds = time.perf_counter() - start
                 units = streamer.units  # resumed runs count only the chunks run now

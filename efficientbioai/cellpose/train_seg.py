@@ -12,17 +12,19 @@ import tempfile
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from efficientbioai.cellpose._import import cellpose_module
 from efficientbioai.cellpose.settings import CellposeSection
 from efficientbioai.datasets.nuclei import SEED_OFFSETS, synthetic_nuclei
+from efficientbioai.terminal import bar as progress_bar
 
 log = logging.getLogger(__name__)
 
 
 def _images(split: str, count: int, shape: tuple[int, int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    pairs = [synthetic_nuclei(shape, SEED_OFFSETS[split] + i) for i in tqdm(range(count), desc=f"{split} images")]
+    pairs = [
+        synthetic_nuclei(shape, SEED_OFFSETS[split] + i) for i in progress_bar(range(count), desc=f"{split} images")
+    ]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from tqdm import tqdm
 
 from efficientbioai.compression.accuracy_control import accuracy_record_path
 from efficientbioai.compression.convert import onnx_to_openvino
@@ -44,6 +43,7 @@ from efficientbioai.manifest import (
 from efficientbioai.parsers.base import BaseParser, create_parser
 from efficientbioai.parsers.pruned_checkpoint import save_pruned
 from efficientbioai.registry import QUANTIZERS, TASKS
+from efficientbioai.terminal import bar as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ def _run(
     with steps.step("calibration data", source=config.data.calibration.source) as info:
         calib = [
             x
-            for x in tqdm(
+            for x in progress_bar(
                 parser.calibration_inputs(),
                 desc="calibration inputs",
                 leave=False,

@@ -16,12 +16,12 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from efficientbioai.config import FineTuneSection
 from efficientbioai.errors import ConfigError
 from efficientbioai.parsers.base import BaseParser
 from efficientbioai.parsers.training_crops import tuning_record
+from efficientbioai.terminal import bar as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def _train(model: nn.Module, parser: BaseParser, batch: Batches, settings: FineT
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / settings.steps)))
     held_x, held_y = batch(HELD_OUT)
     curve = [_point(model, parser, 0, None, held_x, held_y)]
-    bar = tqdm(range(settings.steps), desc="fine-tuning", mininterval=2.0)
+    bar = progress_bar(range(settings.steps), desc="fine-tuning", mininterval=2.0)
     for step in bar:
         model.train()
         x, y = batch(step)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from efficientbioai.deepstorm import SEEDS
 from efficientbioai.deepstorm.data import PatchSet, simulate_patches, spike_targets
@@ -21,6 +20,7 @@ from efficientbioai.deepstorm.loss import deepstorm_loss
 from efficientbioai.deepstorm.reconstruction_metrics import reconstruction_scores, truth_image
 from efficientbioai.deepstorm.settings import DeepSTORMSection
 from efficientbioai.deepstorm.stack import frame_batches
+from efficientbioai.terminal import bar as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def fine_tune_deepstorm(
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
         rng = np.random.default_rng(7)
-        bar = tqdm(range(steps), desc="fine-tuning Deep-STORM", mininterval=2.0)
+        bar = progress_bar(range(steps), desc="fine-tuning Deep-STORM", mininterval=2.0)
         for step in bar:
             model.train()
             x, y, size = patch_batch(model, pool, rng.choice(len(pool), batch_size, replace=False), spec)

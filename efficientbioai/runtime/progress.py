@@ -1,4 +1,4 @@
-"""Progress of a streamed input: a tqdm bar (frames/s, ETA, MB/s) and the numbers it ends with."""
+"""Progress of a streamed input: a bar (frames/s, ETA, MB/s) and the numbers it ends with."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
-from tqdm import tqdm
+from efficientbioai.terminal import bar
 
 
 def peak_rss_mb() -> float:
@@ -49,13 +49,12 @@ class Progress:
         self.units = 0.0
         self.raw_bytes = 0
         self.chunks = 0
-        self.bar = tqdm(
+        self.bar = bar(
             total=total,
             initial=initial,
             unit=unit.rstrip("s") or unit,
             desc=desc,
             leave=False,
-            dynamic_ncols=True,
             smoothing=0.1,
             disable=None if enabled else True,  # None: only on a terminal
         )

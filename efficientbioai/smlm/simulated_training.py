@@ -11,12 +11,12 @@ import logging
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from efficientbioai.smlm.localization_metrics import score_localizations
 from efficientbioai.smlm.loss import dilatedloc_loss
 from efficientbioai.smlm.postprocess import SpatialIntegration, dense_to_table
 from efficientbioai.smlm.settings import SimulationSection
+from efficientbioai.terminal import bar as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def fine_tune_dilatedloc(
     z_scale, photon_scale = float(model.z_scale), float(model.photon_scale)
     frames = model.frames
     curve = [{"step": 0, "train_loss": None, **_curve_point(model, sim, frames)}]
-    bar = tqdm(range(steps), desc="fine-tuning DilatedLoc", mininterval=2.0)
+    bar = progress_bar(range(steps), desc="fine-tuning DilatedLoc", mininterval=2.0)
     for step in bar:
         model.train()
         # seeds after the training range of train_dilatedloc's defaults, so batches are new

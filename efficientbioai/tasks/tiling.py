@@ -10,7 +10,8 @@ import itertools
 from collections.abc import Callable
 
 import numpy as np
-from tqdm import tqdm
+
+from efficientbioai.terminal import bar as progress_bar
 
 Predict = Callable[[np.ndarray], np.ndarray]  # or an engine with map_batches()
 
@@ -124,7 +125,7 @@ class SlidingWindow:
         # Engines with several requests in flight (OpenVINO's async queue) take the whole stream.
         mapper = getattr(predict, "map_batches", None)
         preds = mapper(batches) if mapper is not None else map(predict, batches)
-        for chunk, pred in tqdm(
+        for chunk, pred in progress_bar(
             zip(chunks, preds), total=len(chunks), disable=not self.progress, desc="tiles", leave=False
         ):
             blend.add(chunk, pred)

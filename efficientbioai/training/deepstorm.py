@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from efficientbioai.config import Config
 from efficientbioai.deepstorm import SEEDS
@@ -34,6 +33,7 @@ from efficientbioai.manifest import write_json
 from efficientbioai.parsers.checkpoint import load_state_dict, save_checkpoint
 from efficientbioai.registry import register_trainer
 from efficientbioai.smlm.settings import TrainSection
+from efficientbioai.terminal import bar as progress_bar
 from efficientbioai.training import start_training
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def train_deepstorm(config: Config | str | Path, resume: bool = False, output: s
     best = float("inf")
     warmup = max(1, settings.steps // 10)  # L1 ramps up: from the start it drives the output to 0
     simulated = round(time.time() - start, 1)
-    bar = tqdm(range(settings.steps), desc="training Deep-STORM", mininterval=2.0)
+    bar = progress_bar(range(settings.steps), desc="training Deep-STORM", mininterval=2.0)
     for step in bar:
         if cursor + settings.batch_size > len(order):  # next epoch
             order, cursor = rng.permutation(len(pool)), 0

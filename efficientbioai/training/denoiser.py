@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from efficientbioai.datasets.fluorescence import SEED_OFFSETS, make_pair
 from efficientbioai.errors import ConfigError
@@ -23,6 +22,7 @@ from efficientbioai.manifest import write_json
 from efficientbioai.parsers.checkpoint import save_checkpoint
 from efficientbioai.registry import register_trainer
 from efficientbioai.tasks.image_metrics import pearson
+from efficientbioai.terminal import bar as progress_bar
 from efficientbioai.training import start_training
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ DEFAULTS = {2: ((256, 256), (128, 128), 8, 200), 3: ((32, 128, 128), (32, 64, 64
 
 def _pool(parser, split: str, count: int, shape: tuple[int, ...]) -> list[tuple[np.ndarray, np.ndarray]]:
     out = []
-    for i in tqdm(range(count), desc=f"simulating {split} images", leave=False):
+    for i in progress_bar(range(count), desc=f"simulating {split} images", leave=False):
         noisy, clean = make_pair(shape, SEED_OFFSETS[split] + i)
         out.append((parser.preprocess(noisy[None])[0], clean))
     return out
@@ -70,7 +70,7 @@ def train_denoiser(
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     start = time.time()
-    with tqdm(range(steps), desc=f"training {dims}D denoiser") as bar:
+    with progress_bar(range(steps), desc=f"training {dims}D denoiser") as bar:
         for step in bar:
             x, y = _batch(train_pool, patch, batch_size, rng)
             loss = torch.nn.functional.mse_loss(model(x), y)

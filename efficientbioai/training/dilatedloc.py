@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from efficientbioai.config import Config
 from efficientbioai.manifest import write_json
@@ -27,6 +26,7 @@ from efficientbioai.smlm.loss import dilatedloc_loss
 from efficientbioai.smlm.postprocess import SpatialIntegration
 from efficientbioai.smlm.settings import TrainSection
 from efficientbioai.smlm.simulated_training import SEEDS, simulate_batch, validate
+from efficientbioai.terminal import bar as progress_bar
 from efficientbioai.training import start_training
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def train_dilatedloc(config: Config | str | Path, resume: bool = False, output: 
     z_scale, photon_scale = float(model.z_scale), float(model.photon_scale)
     post = SpatialIntegration.from_settings(cfg.inference.localization, sim.pixel_size)
     history, start = [], time.time()
-    bar = tqdm(range(settings.steps), desc="training DilatedLoc", mininterval=2.0)
+    bar = progress_bar(range(settings.steps), desc="training DilatedLoc", mininterval=2.0)
     for step in bar:
         model.train()
         x, t, m = simulate_batch(
