@@ -19,6 +19,7 @@ from efficientbioai.config import load_config
 from efficientbioai.engines.factory import create_engine
 from efficientbioai.errors import ArtefactError, InputError
 from efficientbioai.evaluation.accuracy_budget import accuracy_budget, mark_budget
+from efficientbioai.evaluation.html_report import write_html_report
 from efficientbioai.evaluation.measure import EnergyMeter, measure_latency
 from efficientbioai.evaluation.report import REFERENCE, Report, write_report
 from efficientbioai.integrity import check_artefacts, variant_files
@@ -78,7 +79,7 @@ def run_inference(
         lat_cfg, energy_cfg = config.report.latency, config.report.energy
         example = task.example_batch(samples[0], lat_cfg.batch_size or config.inference.batch_size)
         reference_outputs: list[np.ndarray] | None = None
-        rows = []
+        rows, previews = [], {}
         streamer = Streamer(config, resume)
         try:
             for variant in variants:
@@ -90,6 +91,8 @@ def run_inference(
                 if write == "all" or (write == "deploy" and variant == config.deployed_variant):
                     folder = out_dir if write == "deploy" else out_dir / variant.replace(":", "_")
                 outputs = []
+                if not previews:
+                    previews["input"] = task.preview_input(samples[0])
                 streamer.reset()
                 with EnergyMeter(energy_cfg.country_iso_code, energy_cfg.enabled) as meter:
                     start = time.perf_counter()
@@ -110,6 +113,7 @@ def run_inference(
                     "artefact_bytes": artefact_size(config.artefact(variant)),
                     "parameters": _manifest(exp).get("variants", {}).get(variant, {}).get("parameters"),
                 }
+                previews[variant] = task.preview(outputs[0], samples[0])
                 with_gt = [(o, s.target) for o, s in zip(outputs, samples) if s.target is not None]
                 if with_gt:
                     row["vs_ground_truth"] = _mean([task.score(o, t) for o, t in with_gt])
@@ -157,6 +161,7 @@ def run_inference(
             "accuracy_budget": {"metric": task.primary_metric, "max_drop": budget, "outside": outside},
         }
         write_report(report, exp)
+        write_html_report(report, exp, previews, task.preview_kind)
         return report
 
 

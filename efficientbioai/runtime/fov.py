@@ -39,6 +39,10 @@ class FieldTile:
         """The tile's pixels in frame coordinates."""
         return tuple(slice(o, o + s) for o, s in zip(self.origin, self.size))
 
+    def core_global(self) -> tuple[slice, slice]:
+        """The owned pixels in frame coordinates."""
+        return tuple(slice(o + c.start, o + c.stop) for o, c in zip(self.origin, self.core))
+
 
 def _axis(n: int, tile: int, margin: int) -> list[tuple[int, int, int]]:
     """(tile start, core start, core stop) along one axis of ``n`` pixels."""

@@ -25,6 +25,8 @@ class Task(ABC):
     report_metrics: tuple[str, ...] = ()
     #: What throughput and energy are counted in (``images``, ``frames``, ...).
     unit: str = "images"
+    #: How ``report.html`` shows outputs: ``image``, ``labels`` (over the input) or ``density``.
+    preview_kind: str = "image"
 
     def count(self, sample: Sample) -> int:
         """Units of work in one sample (1 image; the number of frames of a stack)."""
@@ -78,6 +80,22 @@ class Task(ABC):
         """Task-specific figures or files for the deployed variant (none by default)."""
         return {}
 
+    def preview(self, output: np.ndarray, sample: Sample) -> np.ndarray:
+        """One output as a 2D image for the report's side-by-side figure."""
+        return plane(output)
+
+    def preview_input(self, sample: Sample) -> np.ndarray:
+        """The input, on the same grid as :meth:`preview`."""
+        return plane(sample.image)
+
     @abstractmethod
     def write(self, output: np.ndarray, folder: Path, name: str) -> Path:
         """Save one output; returns the file written."""
+
+
+def plane(image: np.ndarray) -> np.ndarray:
+    """A 2D view of an image: its first channel, the middle plane of a volume."""
+    a = np.asarray(image, dtype=np.float32)
+    while a.ndim > 2:
+        a = a[0] if a.ndim == 4 or a.shape[0] <= 4 else a[a.shape[0] // 2]
+    return a

@@ -89,6 +89,7 @@ class SegmentationTask(_TiledTask):
     """Semantic segmentation: one logit channel (sigmoid > threshold) or class channels (argmax)."""
 
     primary_metric = "dice"
+    preview_kind = "labels"
 
     def finish(self, logits: np.ndarray) -> np.ndarray:
         if logits.shape[0] == 1:

@@ -51,6 +51,8 @@ def average_precision(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 class InstanceSegmentationTask(Task):
     """Label images out; scored by AP against ground-truth labels and against fp32's labels."""
 
+    preview_kind = "labels"
+
     primary_metric = "ap50"
     report_metrics = ("ap50", "ap75", "ap90")
 

@@ -40,6 +40,9 @@ class LocalizationTask(Task):
     primary_metric = "jaccard"
     report_metrics = ("jaccard", "rmse_lateral", "rmse_axial", "efficiency_3d")
     unit = "frames"
+    preview_kind = "density"
+    #: Pixel of the super-resolution rendering in the report (nm).
+    preview_pixel_nm = 10.0
 
     def count(self, sample: Sample) -> int:
         return int(len(sample.image))
@@ -99,6 +102,17 @@ class LocalizationTask(Task):
             "rmse_axial": s.rmse_axial,
             "efficiency_3d": s.efficiency_3d,
         }
+
+    def preview(self, output: np.ndarray, sample: Sample) -> np.ndarray:
+        px = self.simulation().pixel_size
+        field = (sample.image.shape[1] * px, sample.image.shape[2] * px)
+        return render(output, field, self.preview_pixel_nm, "gaussian")
+
+    def preview_input(self, sample: Sample) -> np.ndarray:
+        """The mean of the first frames, on the rendering's grid."""
+        scale = max(1, round(self.simulation().pixel_size / self.preview_pixel_nm))
+        mean = np.asarray(sample.image[: min(50, len(sample.image))], np.float32).mean(0)
+        return np.kron(mean, np.ones((scale, scale), np.float32))
 
     def extras(self, outputs: list[np.ndarray], samples: list[Sample], folder: Path) -> dict:
         """A super-resolution rendering per stack and, with ground truth, RMSE vs CRLB over z."""

@@ -48,6 +48,7 @@ class ReconstructionTask(Task):
     primary_metric = "nmse"
     report_metrics = ("nmse", "psnr")
     unit = "frames"
+    preview_kind = "density"
 
     def count(self, sample: Sample) -> int:
         return int(len(sample.image))
@@ -122,6 +123,11 @@ class ReconstructionTask(Task):
 
         tif, _ = save_rendering(output, folder / f"{name}_sr")
         return tif
+
+    def preview_input(self, sample: Sample) -> np.ndarray:
+        """The mean of the first frames, on the super-resolution grid."""
+        mean = np.asarray(sample.image[: min(50, len(sample.image))], np.float32).mean(0)
+        return np.kron(mean, np.ones((self.upsample, self.upsample), np.float32))
 
     def extras(self, outputs: list[np.ndarray], samples: list[Sample], folder: Path) -> dict:
         """Ground-truth renderings (TIFF + PNG) and the SR image's local maxima as ThunderSTORM CSV."""
