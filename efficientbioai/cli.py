@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from efficientbioai.api.bioimageio_export import export_bioimageio
 from efficientbioai.api.infer import run_inference
 from efficientbioai.api.stream import stream_input
 from efficientbioai.compression.build_experiment import compress
@@ -161,6 +162,12 @@ def cmd_camera(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    for path in export_bioimageio(args.exp, args.output_dir, args.variant, args.author, args.license):
+        print(f"written: {path}")
+    return 0
+
+
 def cmd_prune_sweep(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -238,6 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
     cam.add_argument("--qe", type=float, default=1.0, help="quantum efficiency at the emission wavelength")
     cam.add_argument("--output", help="write the acquisition block to this YAML file")
     cam.set_defaults(func=cmd_camera)
+
+    ex = sub.add_parser("export", parents=[common], help="write a compressed experiment as bioimage.io packages")
+    ex.add_argument("format", choices=["bioimageio"])
+    ex.add_argument("--exp", required=True, help="the experiment folder (or its deploy.yaml)")
+    ex.add_argument("--variant", default="onnxruntime:int8", help="the int8 variant of the second package")
+    ex.add_argument("--output_dir", "--output-dir", help="default: the experiment folder")
+    ex.add_argument("--author", default="EfficientBioAI", help="the packages' author")
+    ex.add_argument("--license", default="BSD-3-Clause", help="an SPDX licence id for the weights")
+    ex.set_defaults(func=cmd_export)
 
     sw = sub.add_parser("prune-sweep", parents=[common], help="accuracy, latency and size for pruning ratios 0 → 0.7")
     sw.add_argument("--config", required=True, help="the compress config (model, data, prune sections)")

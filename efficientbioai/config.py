@@ -42,12 +42,22 @@ class ModelSection(Section):
         "module", description="registry name (e.g. monai_unet) or 'package.module:ClassName'; 'module' with target"
     )
     target: str | None = Field(None, description="'package.module:ClassName' of an nn.Module (parser 'module')")
+    bioimageio: Path | None = Field(None, description="a bioimage.io model package (.zip) or its rdf.yaml")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="constructor arguments of target")
     checkpoint: Path | None = Field(None, description="state_dict file (.pt/.pth), loaded weights_only")
     params: dict[str, Any] = Field(default_factory=dict, description="passed to the parser")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _bioimageio_parser(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("bioimageio") is not None and "parser" not in data:
+            return {**data, "parser": "bioimageio"}
+        return data
+
     @model_validator(mode="after")
     def _target_or_parser(self) -> ModelSection:
+        if self.bioimageio is not None and self.parser != "bioimageio":
+            raise ValueError(f"bioimageio is read by parser 'bioimageio', not {self.parser!r}")
         if self.target is not None and self.parser != "module":
             raise ValueError(f"target is for parser 'module' (any nn.Module); parser {self.parser!r} builds its own")
         if self.target is None and self.parser == "module":
@@ -423,6 +433,7 @@ def check_variant(variant: str) -> None:
 
 _PATH_FIELDS = (
     ("model", "checkpoint"),
+    ("model", "bioimageio"),
     ("data", "calibration", "inputs"),
     ("data", "calibration", "targets"),
     ("data", "validation", "inputs"),

@@ -84,6 +84,7 @@ PARSERS = Registry(
         "cellpose": "efficientbioai.parsers.cellpose",
         "deepstorm": "efficientbioai.parsers.deepstorm",
         "module": "efficientbioai.parsers.module",
+        "bioimageio": "efficientbioai.parsers.bioimageio",
     },
 )
 ENGINES = Registry(

@@ -23,7 +23,7 @@ import yaml
 from efficientbioai.compression.accuracy_control import accuracy_record_path
 from efficientbioai.compression.convert import onnx_to_openvino
 from efficientbioai.compression.convert_tensorrt import build_tensorrt_variant
-from efficientbioai.compression.export import export_onnx, verify_onnx
+from efficientbioai.compression.export import check_test_tensors, export_onnx, verify_onnx
 from efficientbioai.compression.prune import prune_and_fine_tune
 from efficientbioai.compression.quantizer import Validation
 from efficientbioai.config import Config, load_config, split_variant
@@ -230,7 +230,9 @@ def _compress(
     return exp_path / "deploy.yaml"
 
 
-def _export(model, example, path: Path, parser: BaseParser, config: Config, calib: list, info: dict) -> Path:
+def _export(
+    model, example, path: Path, parser: BaseParser, config: Config, calib: list, info: dict, reference: bool = True
+) -> Path:
     model = parser.export_graph(model)
     onnx_path = export_onnx(
         model,
@@ -247,6 +249,8 @@ def _export(model, example, path: Path, parser: BaseParser, config: Config, cali
         checks.append(torch.cat(checks))
     verified = verify_onnx(model, onnx_path, checks, config.export.verify_tolerance, config.export.verify_safety)
     info.update(verified.record())
+    if reference and parser.test_tensors():  # the model's own test tensors (a bioimage.io package's)
+        info.update(check_test_tensors(onnx_path, parser.test_tensors(), *parser.test_tolerance()))
     return onnx_path
 
 
@@ -280,7 +284,7 @@ def _run(
         pruned_dir.mkdir()
         save_pruned(pruned, pruned_dir / "model_fp32.pt")
         with steps.step("export pruned onnx") as info:
-            pruned_onnx = _export(pruned, example, pruned_dir / "model.onnx", parser, config, calib, info)
+            pruned_onnx = _export(pruned, example, pruned_dir / "model.onnx", parser, config, calib, info, False)
         for variant in config.variants():
             if split_variant(variant)[2]:
                 with steps.step(f"build {variant}"):

@@ -162,3 +162,25 @@ def _failure(v: Verification, safety: float) -> str:
         "above rounding means the exported graph computes something else; if you have checked it and "
         "accept it, raise export.verify_safety or set export.verify_tolerance to a number"
     )
+
+
+def check_test_tensors(path: Path, pairs: list, rtol: float, atol: float, per_million: int) -> dict:
+    """The exported graph on a model's own test tensors (a bioimage.io package's), within its tolerance:
+    at most ``per_million`` elements off by more than ``atol + rtol × |expected|``."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name, worst, off = session.get_inputs()[0].name, 0.0, 0.0
+    for x, expected in pairs:
+        out = session.run(None, {name: np.ascontiguousarray(x, np.float32)})[0]
+        if out.shape != expected.shape:
+            raise ExportError(f"{path}: output {out.shape} on the test input, the test output is {expected.shape}")
+        diff = np.abs(out - expected)
+        worst = max(worst, float(diff.max()))
+        off = max(off, float((diff > atol + rtol * np.abs(expected)).mean() * 1e6))
+    if off > per_million:
+        raise ExportError(
+            f"{path}: the export does not reproduce the model's test output: {off:.0f} elements per million "
+            f"differ by more than {atol:g} + {rtol:g}×|expected| (largest {worst:.3g}); {per_million} allowed"
+        )
+    return {"test_tensors": len(pairs), "test_max_abs_diff": worst, "test_off_per_million": off}

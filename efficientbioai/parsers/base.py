@@ -111,6 +111,15 @@ class BaseParser(DataSplits, TrainingCrops, ABC):
         outputs). The ONNX file is verified against this module."""
         return model
 
+    def test_tensors(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(preprocessed input batch, expected output)`` pairs the exported ONNX must reproduce
+        (a bioimage.io package's test tensors); none by default."""
+        return []
+
+    def test_tolerance(self) -> tuple[float, float, int]:
+        """Relative and absolute tolerance and mismatched elements per million for :meth:`test_tensors`."""
+        return 1e-3, 1e-3, 100
+
     # -- pruning and fine-tuning -----------------------------------------------------------
     def protected_layers(self, model: nn.Module) -> list[str]:
         """Module names never pruned by default: the input layer and the output layer(s).
