@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-isa test-nni test-all bench lint clean
+.PHONY: install demo test test-isa test-nni test-all bench lint clean docker docker-base docker-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,32 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_prune.py
 	$(BIN)/python bench/bench_cellpose.py
 	$(BIN)/python bench/bench_stream.py
+
+# The CPU image (docker/Dockerfile). Where no base image can be pulled, docker-base builds one
+# with debootstrap. The local torch CPU wheel and the host's certificate bundle go into the
+# build context (both ignored by git).
+DOCKER_BASE  ?= efficientbioai-base:bookworm
+TORCH_WHEELS ?= /opt/wheels
+docker:
+	mkdir -p docker/wheels docker/certs
+	-cp $(TORCH_WHEELS)/torch-2.13.0+cpu-*.whl docker/wheels/ 2>/dev/null
+	-cp /etc/ssl/certs/ca-certificates.crt docker/certs/ 2>/dev/null
+	@docker image inspect $(DOCKER_BASE) >/dev/null 2>&1 || docker pull $(DOCKER_BASE) 2>/dev/null || $(MAKE) docker-base
+	docker build --network host -f docker/Dockerfile --build-arg BASE=$(DOCKER_BASE) -t efficientbioai:cpu .
+
+docker-base:
+	rm -rf /tmp/efficientbioai-rootfs
+	debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm \
+	  /tmp/efficientbioai-rootfs http://deb.debian.org/debian
+	tar -C /tmp/efficientbioai-rootfs -c . | docker import - $(DOCKER_BASE)
+
+# The demo's 3D denoiser inside the image, experiment written to out/ on the host.
+docker-demo: docker
+	mkdir -p out
+	docker run --rm --network host -v $(CURDIR)/out:/work/out efficientbioai:cpu compress \
+	  --config /opt/efficientbioai/configs/monai_unet_denoise3d.yaml --exp_path /work/out/docker_den3d --overwrite
+	docker run --rm --network host -v $(CURDIR)/out:/work/out efficientbioai:cpu infer \
+	  --config /work/out/docker_den3d/deploy.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff check efficientbioai tests bench tutorial
