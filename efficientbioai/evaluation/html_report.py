@@ -40,13 +40,14 @@ def speed_accuracy_png(report: dict, path: Path) -> Path:
     truth = all(metric in r.get("vs_ground_truth", {}) for r in rows)
     key = "vs_ground_truth" if truth else "vs_fp32"
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
-    for r in rows:
+    for i, r in enumerate(rows):
         x, y = r["latency"]["median_ms"], r.get(key, {}).get(metric)
         if y is None:
             continue
         deployed = r["variant"] == report["deployed"]
         ax.scatter(x, y, s=90 if deployed else 40, edgecolors="black" if deployed else "none", zorder=3)
-        ax.annotate(r["variant"], (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        # labels alternate above and below: variants with equal accuracy (fp32 engines) sit close together
+        ax.annotate(r["variant"], (x, y), textcoords="offset points", xytext=(6, 5 if i % 2 else -11), fontsize=8)
     budget = report.get("accuracy_budget", {}).get("max_drop")
     ref = next((r for r in rows if r["variant"] == REFERENCE), None)
     if budget and ref and metric in ref.get(key, {}):
