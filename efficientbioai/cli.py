@@ -20,7 +20,8 @@ from efficientbioai.compression.build_experiment import compress
 from efficientbioai.config import load_config
 from efficientbioai.errors import ConfigError, EfficientBioAIError
 from efficientbioai.evaluation.prune_sweep import sensitivity_sweep
-from efficientbioai.evaluation.report import Report
+from efficientbioai.evaluation.report import Report, describe_machine
+from efficientbioai.evaluation.roofline import cache_file, ceilings, verdict
 from efficientbioai.io.frames import open_frames
 from efficientbioai.registry import trainer_for
 from efficientbioai.smlm.camera_estimate import MAX_FRAMES, estimate_camera
@@ -168,6 +169,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_machine(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    result = ceilings(refresh=args.refresh)
+    table = Table(title=f"Convolution ceilings — {describe_machine(result['machine'])}")
+    for name in ("precision", "GFLOP/s", "× fp32", *(f"width {r['width']}" for r in result["per_width"])):
+        table.add_column(name, justify="right")
+    fp32 = result["ceilings_gflops"]["fp32"]
+    for p, v in result["ceilings_gflops"].items():
+        widths = [f"{r[p]:.1f}" if p in r else "–" for r in result["per_width"]]
+        table.add_row(p, f"{v:.1f}", f"{v / fp32:.2f}×", *widths)
+    console = Console()
+    console.print(table)
+    console.print(f"  {verdict(result)}.\n  {result['method']}; cached in {cache_file()}", style="dim", highlight=False)
+    return 0
+
+
 def cmd_prune_sweep(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -254,6 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--author", default="EfficientBioAI", help="the packages' author")
     ex.add_argument("--license", default="BSD-3-Clause", help="an SPDX licence id for the weights")
     ex.set_defaults(func=cmd_export)
+
+    ma = sub.add_parser("machine", parents=[common], help="this CPU's convolution ceilings per precision (cached)")
+    ma.add_argument("--refresh", action="store_true", help="measure again instead of reading the cache")
+    ma.set_defaults(func=cmd_machine)
 
     sw = sub.add_parser("prune-sweep", parents=[common], help="accuracy, latency and size for pruning ratios 0 → 0.7")
     sw.add_argument("--config", required=True, help="the compress config (model, data, prune sections)")

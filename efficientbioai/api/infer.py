@@ -22,6 +22,7 @@ from efficientbioai.evaluation.accuracy_budget import accuracy_budget, mark_budg
 from efficientbioai.evaluation.html_report import write_html_report
 from efficientbioai.evaluation.measure import EnergyMeter, measure_latency
 from efficientbioai.evaluation.report import REFERENCE, Report, write_report
+from efficientbioai.evaluation.roofline import cached_ceilings
 from efficientbioai.integrity import check_artefacts, variant_files
 from efficientbioai.locking import folder_lock
 from efficientbioai.manifest import artefact_size, library_versions, machine
@@ -159,6 +160,7 @@ def run_inference(
             "variants": rows,
             "pruning": _manifest(exp).get("pruning"),
             "accuracy_budget": {"metric": task.primary_metric, "max_drop": budget, "outside": outside},
+            "roofline": cached_ceilings(),
         }
         write_report(report, exp)
         write_html_report(report, exp, previews, task.preview_kind)

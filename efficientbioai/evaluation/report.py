@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from efficientbioai.evaluation.roofline import achieved
 from efficientbioai.manifest import ISA_FEATURES, write_json
 
 REFERENCE = "torch:fp32"
@@ -106,6 +107,7 @@ def notes(report: dict) -> list[str]:
             "(0.1–99.9 % → 0–1), prediction affinely fitted to it by least squares, data range 1; "
             "raw values (own units, the reference's max − min as range) as psnr_raw/ssim_raw in report.json."
         )
+    out += achieved(report, report.get("roofline"))
     threads = {str(r["engine"].get("threads")) for r in rows}
     out.append(f"Threads: {', '.join(sorted(threads))}.")
     for r in rows:

@@ -1,0 +1,51 @@
+"""``efficientbioai machine``: ceilings per precision, cached per machine; reports show the share of them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from efficientbioai.cli import main
+from efficientbioai.evaluation import roofline
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("EFFICIENTBIOAI_CACHE", str(tmp_path))
+    monkeypatch.setattr(roofline, "WIDTHS", (8,))  # a tiny probe: this checks the plumbing, not the CPU
+    monkeypatch.setattr(roofline, "TILE", (24, 24))
+    return tmp_path
+
+
+def test_ceilings_are_measured_once_and_cached(cache, monkeypatch, capsys):
+    small = {"widths": (8,), "tile": (24, 24), "runs": 3}
+    first = roofline.ceilings(**small)
+    assert {"fp32", "int8"} <= set(first["ceilings_gflops"]) and all(v > 0 for v in first["ceilings_gflops"].values())
+    assert roofline.cache_file().parent == cache and roofline.cached_ceilings() == first
+
+    def never(**kwargs):
+        raise AssertionError("measured again although cached")
+
+    monkeypatch.setattr(roofline, "measure_ceilings", never)
+    assert roofline.ceilings() == first
+    assert main(["machine"]) == 0
+    out = capsys.readouterr().out
+    assert "fp32" in out and "int8" in out and "ISA:" in out and "int8" in roofline.verdict(first)
+
+
+def test_the_verdict_says_when_int8_cannot_help():
+    flat = {"ceilings_gflops": {"fp32": 70.0, "int8": 72.0}}
+    assert "int8 cannot make a model faster here" in roofline.verdict(flat)
+    assert "int8 can help" in roofline.verdict({"ceilings_gflops": {"fp32": 70.0, "int8": 700.0}})
+
+
+def test_reports_show_achieved_gflops_and_the_share_of_the_ceiling(tiny_report):
+    report = json.loads(json.dumps(tiny_report))
+    flops = report["model"]["flops_per_tile"]
+    lines = roofline.achieved(report, {"ceilings_gflops": {"fp32": 100.0, "int8": 100.0}})
+    row = report["variants"][0]
+    gflops = flops * row["latency"]["batch_size"] / (row["latency"]["median_ms"] / 1e3) / 1e9
+    assert f"{row['variant']} {gflops:.1f} ({gflops:.0f} %)" in lines[0]
+    assert "int8 cannot make a model faster here" in lines[1]
+    assert "efficientbioai machine" in roofline.achieved(report, None)[1]  # no ceilings yet: how to get them
