@@ -19,6 +19,7 @@ from efficientbioai.api.stream import stream_input
 from efficientbioai.compression.build_experiment import compress
 from efficientbioai.config import load_config
 from efficientbioai.errors import ConfigError, EfficientBioAIError
+from efficientbioai.evaluation.camera_crlb import crlb_with_camera
 from efficientbioai.evaluation.prune_sweep import sensitivity_sweep
 from efficientbioai.evaluation.report import Report, describe_machine
 from efficientbioai.evaluation.roofline import cache_file, ceilings, verdict
@@ -187,6 +188,18 @@ def cmd_machine(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_crlb(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    variant = args.variant or (config.deployed_variant if config.artefacts else "torch:fp32")
+    r = crlb_with_camera(config, Path(args.config).resolve().parent, variant, args.acquisition, args.frames)
+    print(
+        f"{r['frames']} frames simulated with your camera, localized with {variant}: Jaccard {r['jaccard']:.3f}, "
+        f"lateral RMSE {r['rmse_lateral']:.1f} nm ({r['rmse_per_axis_over_crlb']:.2f}× the CRLB per axis, "
+        f"mean CRLB {r['crlb_lateral_nm']:.1f} nm)\nplot: {r['plot']}"
+    )
+    return 0
+
+
 def cmd_prune_sweep(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -277,6 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
     ma = sub.add_parser("machine", parents=[common], help="this CPU's convolution ceilings per precision (cached)")
     ma.add_argument("--refresh", action="store_true", help="measure again instead of reading the cache")
     ma.set_defaults(func=cmd_machine)
+
+    cr = sub.add_parser("crlb", parents=[common], help="SMLM: RMSE vs CRLB on frames simulated with your camera")
+    cr.add_argument(
+        "--config", required=True, help="deploy.yaml (or the model's config) with simulation and acquisition"
+    )
+    cr.add_argument("--acquisition", help="a YAML with the acquisition block (efficientbioai camera --output)")
+    cr.add_argument("--variant", help="default: the deployed variant (torch:fp32 for a plain config)")
+    cr.add_argument("--frames", type=int, default=200, help="frames to simulate")
+    cr.set_defaults(func=cmd_crlb)
 
     sw = sub.add_parser("prune-sweep", parents=[common], help="accuracy, latency and size for pruning ratios 0 → 0.7")
     sw.add_argument("--config", required=True, help="the compress config (model, data, prune sections)")

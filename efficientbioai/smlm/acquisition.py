@@ -50,12 +50,18 @@ class AcquisitionSection(Section):
     )
     em_gain: float | None = Field(None, gt=0, description="EMCCD gain; null for sCMOS/CCD")
     qe: float = Field(1.0, gt=0, le=1, description="quantum efficiency (electrons per photon)")
+    read_noise_e: float | None = Field(None, ge=0, description="read noise, electrons rms (from dark frames)")
 
     @model_validator(mode="after")
     def _one_gain(self) -> AcquisitionSection:
         if (self.e_per_adu is None) == (self.adu_per_photon is None):
             raise ValueError("give exactly one of e_per_adu or adu_per_photon")
         return self
+
+    def camera(self) -> Camera:
+        """This camera as the simulator's noise model (read noise 0 when unknown)."""
+        e_per_adu = self.e_per_adu or self.qe * (self.em_gain or 1.0) / self.adu_per_photon
+        return Camera(self.qe, self.em_gain, e_per_adu, self.offset, self.read_noise_e or 0.0, 0.0)
 
     def photons_per_adu(self) -> float:
         if self.adu_per_photon is not None:

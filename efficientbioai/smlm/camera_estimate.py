@@ -53,7 +53,10 @@ class CameraEstimate:
     def acquisition(self, em_gain: float | None, qe: float) -> dict:
         """The ``acquisition`` config block: ``e_per_adu`` = EM gain / measured ADU per electron."""
         e_per_adu = (em_gain or 1.0) / self.adu_per_electron
-        return {"offset": round(self.offset, 3), "e_per_adu": float(f"{e_per_adu:.5g}"), "em_gain": em_gain, "qe": qe}
+        block = {"offset": round(self.offset, 3), "e_per_adu": float(f"{e_per_adu:.5g}"), "em_gain": em_gain, "qe": qe}
+        if self.read_sigma_adu is not None:  # from dark frames: ADU rms → electrons rms
+            block["read_noise_e"] = float(f"{self.read_sigma_adu * e_per_adu:.4g}")
+        return block
 
     def record(self) -> dict:
         return asdict(self)

@@ -99,3 +99,34 @@ def test_camera_command_writes_a_block_the_config_accepts(tmp_path, capsys):
     assert "ADU per electron" in printed and "(dark frames)" in printed
     block = AcquisitionSection(**yaml.safe_load(out.read_text())["acquisition"])
     assert abs(block.photons_per_adu() * adu_per_photon(OTHER_SCMOS) - 1) < 0.10
+
+
+def test_rmse_vs_crlb_on_frames_simulated_with_your_camera(tmp_path, capsys):
+    """Part 3 of the SMLM workflow: the other sCMOS's block (with its read noise) → simulated frames,
+    localized with conversion, RMSE over z against that camera's bound, as a plot."""
+    block = {"offset": OTHER_SCMOS.baseline, "e_per_adu": OTHER_SCMOS.e_per_adu, "qe": OTHER_SCMOS.qe}
+    block["read_noise_e"] = OTHER_SCMOS.read_sigma
+    (tmp_path / "camera.yaml").write_text(yaml.safe_dump({"acquisition": block}))
+    data = yaml.safe_load((CONFIGS / "dilatedloc_gauss2d.yaml").read_text())
+    data["model"]["checkpoint"] = str((CONFIGS / data["model"]["checkpoint"]).resolve())
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(data))
+    args = ["crlb", "--config", str(tmp_path / "model.yaml"), "--acquisition", str(tmp_path / "camera.yaml")]
+    assert main([*args, "--frames", "48"]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "your_camera_rmse_vs_crlb.png").stat().st_size > 10_000
+    jaccard = float(out.split("Jaccard ")[1].split(",")[0])
+    ratio = float(out.split("nm (")[1].split("×")[0])
+    assert jaccard > 0.85 and 1.0 <= ratio < 4.0  # above the bound, as any estimator, and not far from it
+
+
+def test_the_camera_check_says_what_it_needs(tmp_path, capsys):
+    assert main(["crlb", "--config", str(CONFIGS / "dilatedloc_gauss2d.yaml")]) == 2
+    assert "efficientbioai camera --input movie.tif --output camera.yaml" in capsys.readouterr().err
+
+
+def test_the_camera_block_carries_read_noise_from_dark_frames():
+    from efficientbioai.smlm.camera_estimate import CameraEstimate
+
+    est = CameraEstimate(400.0, 0.01, 4.0, 0.01, 6.4, 1.0, 8, 200, True)
+    block = est.acquisition(None, 0.8)
+    assert block["read_noise_e"] == 1.6 and AcquisitionSection(**block).camera().read_sigma == 1.6
