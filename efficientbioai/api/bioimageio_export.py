@@ -22,6 +22,7 @@ import torch
 
 from efficientbioai.api.experiment import Experiment
 from efficientbioai.errors import ConfigError, ExportError
+from efficientbioai.evaluation.html_report import pyplot
 from efficientbioai.evaluation.report import Report
 from efficientbioai.io.bioimageio import bioimageio_spec
 from efficientbioai.parsers.base import BaseParser, create_parser
@@ -130,11 +131,7 @@ def _size_step(model, x: torch.Tensor) -> int:
 
 
 def _cover(raw: np.ndarray, out: np.ndarray, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(4, 2), dpi=96)
     for ax, image, title in zip(axes, (raw, out), ("input", "output")):
         image = image[0] if image.ndim == 3 else image[0, image.shape[1] // 2]

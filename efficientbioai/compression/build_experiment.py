@@ -249,8 +249,9 @@ def _export(
         checks.append(torch.cat(checks))
     verified = verify_onnx(model, onnx_path, checks, config.export.verify_tolerance, config.export.verify_safety)
     info.update(verified.record())
-    if reference and parser.test_tensors():  # the model's own test tensors (a bioimage.io package's)
-        info.update(check_test_tensors(onnx_path, parser.test_tensors(), *parser.test_tolerance()))
+    pairs = parser.test_tensors() if reference else []  # the model's own (a bioimage.io package's)
+    if pairs:
+        info.update(check_test_tensors(onnx_path, pairs, *parser.test_tolerance()))
     return onnx_path
 
 

@@ -22,7 +22,8 @@ from efficientbioai.evaluation.report import REFERENCE, describe_machine, notes,
 CROP = 256
 
 
-def _plt():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files only, no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -34,7 +35,7 @@ def _plt():
 def speed_accuracy_png(report: dict, path: Path) -> Path:
     """Latency (median, log scale) against the primary metric, one point per variant; the
     budget's lowest allowed value as a line; the deployed variant circled."""
-    plt = _plt()
+    plt = pyplot()
     metric = report["primary_metric"]
     rows = report["variants"]
     truth = all(metric in r.get("vs_ground_truth", {}) for r in rows)
@@ -72,7 +73,7 @@ def _crop(image: np.ndarray) -> np.ndarray:
 
 def outputs_png(previews: dict[str, np.ndarray], kind: str, path: Path) -> Path:
     """The input and each variant's output side by side, the same crop and contrast for all."""
-    plt = _plt()
+    plt = pyplot()
     names = list(previews)
     fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.9), dpi=110, squeeze=False)
     shown = {n: _crop(np.asarray(previews[n], np.float32)) for n in names}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import logging
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -43,10 +44,15 @@ class BioimageioParser(BaseParser):
             )
         self.axis_ids = ["channel", *(str(a.id) for a in self.input.axes[2:])]
         if "tile" not in config.inference.model_fields_set:  # ≥ 64 (z: 16), or the test input's own size
-            test = self.descr.get_input_test_arrays()[0].shape[2:]
+            test = self.test_arrays[0].shape[2:]
             wants = [min(64 if str(a.id) != "z" else 16, n) for a, n in zip(self.input.axes[2:], test)]
             config.inference.tile = [self._size_at_least(a, w) for a, w in zip(self.input.axes[2:], wants)]
         self._check_tile(config.inference.tile)
+
+    @cached_property
+    def test_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The package's test input and output (read from the package once)."""
+        return self.descr.get_input_test_arrays()[0], self.descr.get_output_test_arrays()[0]
 
     # -- the model -------------------------------------------------------------------------
     @property
@@ -104,10 +110,10 @@ class BioimageioParser(BaseParser):
         """The package's test input and output (there is no simulator)."""
         if split == "calibration" and index == 0:
             log.warning("calibrating on the package's test input only: pass --calibration with your own images")
-        return self.descr.get_input_test_arrays()[0][0], self.descr.get_output_test_arrays()[0][0]
+        return self.test_arrays[0][0], self.test_arrays[1][0]
 
     def test_tensors(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        raw, expected = self.descr.get_input_test_arrays()[0], self.descr.get_output_test_arrays()[0]
+        raw, expected = self.test_arrays
         return [(self.preprocess(raw[0])[None], np.asarray(expected, np.float32))]
 
     def test_tolerance(self) -> tuple[float, float, int]:

@@ -14,6 +14,7 @@ arguments), so that ``deploy.yaml`` can rebuild it in another process.
 from __future__ import annotations
 
 import copy
+from functools import cached_property
 
 from torch import nn
 
@@ -66,8 +67,8 @@ class ModuleParser(BaseParser):
     def task(self) -> str:  # the config's task, else denoise
         return self.config.inference.task or "denoise"
 
-    @property
-    def in_channels(self) -> int:
+    @cached_property
+    def in_channels(self) -> int:  # from the first layer: built once, not per image
         if "in_channels" in self.params:
             return int(self.params["in_channels"])
         first = next((m for m in self.build_model().modules() if isinstance(m, _LAYERS)), None)
