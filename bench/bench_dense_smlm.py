@@ -25,12 +25,12 @@ from rich.table import Table  # noqa: E402
 from efficientbioai.compression.build_experiment import compress  # noqa: E402
 from efficientbioai.config import load_config  # noqa: E402
 from efficientbioai.deepstorm.filaments import simulate_filament_stack  # noqa: E402
-from efficientbioai.deepstorm.settings import FilamentSection  # noqa: E402
 from efficientbioai.engines.factory import create_engine  # noqa: E402
 from efficientbioai.evaluation.report import describe_machine  # noqa: E402
 from efficientbioai.manifest import machine  # noqa: E402
 from efficientbioai.parsers.base import Sample, create_parser  # noqa: E402
 from efficientbioai.registry import TASKS  # noqa: E402
+from efficientbioai.smlm.filaments import FilamentSection  # noqa: E402
 
 DENSITIES = (2.0, 5.0, 8.0)
 SEED = 90_000_000  # apart from every training, validation, calibration and evaluation range

@@ -23,6 +23,7 @@ from efficientbioai.evaluation.camera_crlb import crlb_with_camera
 from efficientbioai.evaluation.prune_sweep import sensitivity_sweep
 from efficientbioai.evaluation.report import Report, describe_machine
 from efficientbioai.evaluation.roofline import cache_file, ceilings, verdict
+from efficientbioai.evaluation.selection import select_deployment
 from efficientbioai.io.frames import open_frames
 from efficientbioai.registry import trainer_for
 from efficientbioai.smlm.camera_estimate import MAX_FRAMES, estimate_camera
@@ -86,8 +87,10 @@ def _setup_logging(verbose: bool) -> None:
 
 def cmd_compress(args: argparse.Namespace) -> int:
 
-    deploy = compress(args.config, args.exp_path, overwrite=args.overwrite, calibration=args.calibration)
-    print(f"compressed model written to {deploy.parent}\nnext: python efficientbioai/inference.py --config {deploy}")
+    deploy = compress(args.config, args.exp_path, args.overwrite, args.calibration, finish=select_deployment)
+    chosen = load_config(deploy).deployed_variant
+    print(f"compressed model written to {deploy.parent}, deploying {chosen}")
+    print(f"next: python efficientbioai/inference.py --config {deploy}")
     return 0
 
 

@@ -1,7 +1,7 @@
 """The YAML config: a validated schema, its defaults, and errors that name the key and the file.
 
 A config has the sections ``model``, ``data``, ``prune``, ``quantize``, ``export``, ``engine``,
-``inference`` and ``report``. ``compress.py`` adds ``artefacts`` (what it built, relative to
+``inference``, ``report`` and ``deploy``. ``compress.py`` adds ``artefacts`` (what it built, relative to
 the experiment folder) when it writes ``deploy.yaml``. Relative paths resolve against the
 folder of the YAML file they appear in.
 
@@ -20,6 +20,7 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
+from efficientbioai.budget import parse_budget
 from efficientbioai.errors import ConfigError
 from efficientbioai.registry import SECTION_INFO, SECTIONS, load_plugins
 from efficientbioai.section import Section
@@ -344,6 +345,31 @@ class ReportSection(Section):
         return v
 
 
+class DeploySection(Section):
+    """Which built variant ``inference`` deploys, and the accuracy it may give up for speed."""
+
+    select: Literal["fastest", "engine"] = Field(
+        "fastest",
+        description="fastest: compress times every built variant on this machine and deploys the fastest within "
+        "the budget, never one slower than openvino:fp32; engine: deploy engine.name/precision as configured",
+    )
+    budget: dict[str, float | str] | None = Field(
+        None,
+        description="metric → largest allowed change vs fp32 on the validation split, signed the way that hurts: "
+        "-0.01 (may fall by 0.01), '+5%' (may rise by 5 %); unset: the task family's default",
+    )
+    latency: LatencySection = Field(
+        default_factory=lambda: LatencySection(warmup=3, runs=9), description="the timing compress selects by"
+    )
+
+    @field_validator("budget")
+    @classmethod
+    def _budget(cls, v: dict | None) -> dict | None:
+        if v is not None:
+            parse_budget(v)
+        return v
+
+
 class _CoreConfig(Section):
     """The sections every model has; :data:`Config` adds those the families register."""
 
@@ -355,6 +381,7 @@ class _CoreConfig(Section):
     engine: EngineSection = Field(default_factory=EngineSection)
     inference: InferenceSection = Field(default_factory=InferenceSection)
     report: ReportSection = Field(default_factory=ReportSection)
+    deploy: DeploySection = Field(default_factory=DeploySection)
 
     #: Folder of the YAML file this config came from (relative paths resolve against it).
     source_dir: Path | None = Field(None, exclude=True)
@@ -373,6 +400,8 @@ class _CoreConfig(Section):
         for v in (self.engine.variant, self.deployed_variant):
             if v not in out:
                 out.append(v)
+        if self.deploy.select == "fastest" and "openvino:fp32" not in out:
+            out.append("openvino:fp32")  # the floor: compress never deploys a variant slower than it
         if not self.prune.enabled and any(split_variant(v)[2] for v in out):
             raise ConfigError("report.compare lists pruned variants but prune.enabled is false")
         return out

@@ -21,6 +21,7 @@ SETTINGS = {
         "energy": {"enabled": False},
     },
     "engine": {"name": "openvino", "precision": "fp32"},
+    "deploy": {"select": "engine"},  # the deployment these tests check (the choice: tests/test_selection.py)
 }
 
 

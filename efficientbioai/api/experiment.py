@@ -25,6 +25,7 @@ from efficientbioai.config import Config, load_config, parse_config
 from efficientbioai.engines.base import BaseInfer
 from efficientbioai.engines.factory import create_engine
 from efficientbioai.errors import ArtefactError, ConfigError
+from efficientbioai.evaluation.selection import select_deployment
 from efficientbioai.integrity import check_artefacts, variant_files
 from efficientbioai.io.images import list_images
 from efficientbioai.parsers.base import create_parser
@@ -106,7 +107,7 @@ def compress(
         check_rebuilds(model, cfg)
     make_parser = (lambda c: ModuleParser(c, model)) if model is not None else create_parser
     with images_as_files(calibration, "calibration") as calibration_path:
-        deploy = build_experiment.compress(cfg, exp_path, overwrite, calibration_path, make_parser)
+        deploy = build_experiment.compress(cfg, exp_path, overwrite, calibration_path, make_parser, select_deployment)
     return Experiment(deploy.parent)
 
 

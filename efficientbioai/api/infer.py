@@ -18,7 +18,7 @@ from efficientbioai.api.stream import Streamer
 from efficientbioai.config import load_config
 from efficientbioai.engines.factory import create_engine
 from efficientbioai.errors import ArtefactError, InputError
-from efficientbioai.evaluation.accuracy_budget import accuracy_budget, mark_budget
+from efficientbioai.evaluation.accuracy_budget import budget_terms, describe_budget, mark_budget
 from efficientbioai.evaluation.html_report import write_html_report
 from efficientbioai.evaluation.measure import EnergyMeter, measure_latency
 from efficientbioai.evaluation.report import REFERENCE, Report, write_report
@@ -136,14 +136,13 @@ def run_inference(
                 del engine
         finally:
             streamer.close()
-        budget = accuracy_budget(config)
-        outside = mark_budget(rows, task.primary_metric, budget, REFERENCE) if budget is not None else []
+        budget = budget_terms(config, task)
+        outside = mark_budget(rows, budget, REFERENCE)
         if config.deployed_variant in outside:
             log.warning(
-                "the deployed variant %s is outside the accuracy budget (%s drop > %g) on the evaluation data",
+                "the deployed variant %s is outside the accuracy budget (%s) on the evaluation data",
                 config.deployed_variant,
-                task.primary_metric,
-                budget,
+                describe_budget(budget),
             )
         manifest_model = _manifest_model(exp)
         report = {
@@ -159,7 +158,8 @@ def run_inference(
             "versions": library_versions(),
             "variants": rows,
             "pruning": _manifest(exp).get("pruning"),
-            "accuracy_budget": {"metric": task.primary_metric, "max_drop": budget, "outside": outside},
+            "accuracy_budget": {"terms": [str(t) for t in budget], "outside": outside},
+            "selection": _selection(exp),
             "roofline": cached_ceilings(),
         }
         write_report(report, exp)
@@ -179,6 +179,12 @@ def _stream_summary(streamer: Streamer) -> dict:
         "workers": len(streamer.settings.workers),
         "cluster": streamer.settings.cluster,
     }
+
+
+def _selection(exp: Path) -> dict | None:
+    """Why compress deployed what it did (``selection.json``), if it chose."""
+    path = exp / "selection.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _manifest_model(exp: Path) -> dict:

@@ -177,6 +177,7 @@ def compress(
     overwrite: bool = False,
     calibration: str | Path | None = None,
     make_parser: Callable[[Config], BaseParser] = create_parser,
+    finish: Callable[[Path], object] | None = None,
 ) -> Path:
     """Run the compression pipeline; returns the path of the written ``deploy.yaml``.
 
@@ -184,13 +185,14 @@ def compress(
     ``make_parser`` builds the parser from the final config (default: the one ``model.parser``
     names; the Python API passes one that holds a model object). ``calibration`` (a file, folder or glob of
     the user's raw images) replaces ``data.calibration`` by ``{source: files, inputs:
-    calibration}``, keeping ``num_samples``.
+    calibration}``, keeping ``num_samples``. ``finish`` runs on the finished experiment before
+    it is published (the deployment choice), so a failure there leaves nothing behind.
     """
     config_path = None if isinstance(config, Config) else Path(config)
     config = config.model_copy(deep=True) if config_path is None else load_config(config_path)
     exp_path = Path(exp_path).resolve()
     with folder_lock(exp_path, "--exp_path"):
-        return _compress(config, config_path, exp_path, overwrite, calibration, make_parser)
+        return _compress(config, config_path, exp_path, overwrite, calibration, make_parser, finish)
 
 
 def _compress(
@@ -200,6 +202,7 @@ def _compress(
     overwrite: bool,
     calibration: str | Path | None,
     make_parser: Callable[[Config], BaseParser],
+    finish: Callable[[Path], object] | None,
 ) -> Path:
     if calibration is not None:
         list_images(calibration)  # fail now, not after loading and exporting the model
@@ -222,6 +225,8 @@ def _compress(
     staging = _staging_dir(exp_path)
     try:
         _run(config, parser, model, example, staging, steps, config_path, exp_path, pruned, pruning)
+        if finish is not None:
+            finish(staging)
         _publish(staging, exp_path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

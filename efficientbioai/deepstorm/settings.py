@@ -18,15 +18,7 @@ from pydantic import Field
 
 from efficientbioai.registry import register_section
 from efficientbioai.section import Section
-
-
-class FilamentSection(Section):
-    """A microtubule-like sample: smooth random curves that emitters sit on (test and validation)."""
-
-    count: int = Field(8, ge=1, le=1000, description="filaments in the field of view")
-    persistence_nm: float = Field(4000.0, gt=0, description="bending stiffness of the random curves")
-    step_nm: float = Field(10.0, gt=0, description="spacing of points along a filament")
-    label_sigma_nm: float = Field(8.0, ge=0, description="label displacement from the filament axis (SD)")
+from efficientbioai.smlm.filaments import FilamentSection
 
 
 @register_section("deepstorm", "Deep-STORM patches, targets, loss and test sample")

@@ -1,51 +1,48 @@
-"""The accuracy budget: how much a compressed variant may lose against fp32, and who is outside it.
+"""Which accuracy budget applies to an experiment, and which variants of a report are outside it.
 
-The budget is ``report.max_accuracy_drop`` or, unset, the largest ``max_accuracy_drop`` the
-config gives a quantizer (the user's stated tolerance applies to every variant, not only to
-the back end that enforces it). Each variant's drop is measured on the report's evaluation
-data against ground truth, in the task's primary metric, in the direction that metric improves.
+``deploy.budget`` when set; else, for configs written before it, ``report.max_accuracy_drop``
+or the largest ``quantize.*.max_accuracy_drop`` (a drop of the primary metric, the user's stated
+tolerance for every variant); else the task family's default (``Task.default_budget``).
 """
 
 from __future__ import annotations
 
+from efficientbioai.budget import BudgetTerm, check_budget, parse_budget
 from efficientbioai.config import Config
+from efficientbioai.tasks.base import Task
 
 #: Metrics where lower is better; all others (Jaccard, Pearson, Dice, AP) improve upward.
 LOWER_IS_BETTER = frozenset({"nmse", "rmse_lateral", "rmse_axial", "rmse_3d"})
 
 
-def accuracy_budget(config: Config) -> float | None:
-    """The largest allowed drop of the primary metric (None: no budget set)."""
-    if config.report.max_accuracy_drop is not None:
-        return config.report.max_accuracy_drop
+def budget_terms(config: Config, task: Task) -> tuple[BudgetTerm, ...]:
+    """The budget this experiment is held to (see the module docstring for the order)."""
+    if config.deploy.budget is not None:
+        return parse_budget(config.deploy.budget)
     drops = [q.max_accuracy_drop for q in (config.quantize.onnxruntime, config.quantize.openvino)]
-    drops = [d for d in drops if d is not None]
-    return max(drops) if drops else None
+    legacy = config.report.max_accuracy_drop or max((d for d in drops if d is not None), default=None)
+    if legacy is not None:
+        sign = 1 if task.primary_metric in LOWER_IS_BETTER else -1
+        return (BudgetTerm(task.primary_metric, sign * legacy),)
+    return parse_budget(task.default_budget)
 
 
-def drop(metric: str, fp32: float, variant: float) -> float:
-    """How much worse ``variant`` is than ``fp32`` (positive: worse).
-
-    Examples
-    --------
-    >>> round(drop("pearson", 0.877, 0.751), 3), round(drop("nmse", 10.7, 11.4), 3)
-    (0.126, 0.7)
-    """
-    return variant - fp32 if metric in LOWER_IS_BETTER else fp32 - variant
+def describe_budget(terms: tuple[BudgetTerm, ...]) -> str:
+    """``jaccard -0.01, rmse_lateral +5%``."""
+    return ", ".join(str(t) for t in terms)
 
 
-def mark_budget(rows: list[dict], metric: str, max_drop: float, reference: str) -> list[str]:
-    """Add ``row["budget"] = {metric, max_drop, drop, within}`` to every compared variant with
-    ground truth; returns the variants outside the budget."""
+def mark_budget(rows: list[dict], terms: tuple[BudgetTerm, ...], reference: str) -> list[str]:
+    """Add ``row["budget"]`` (:func:`~efficientbioai.budget.check_budget`'s result) to every
+    variant scored against ground truth; returns the variants outside the budget."""
     ref = next((r for r in rows if r["variant"] == reference), None)
-    fp32 = (ref or {}).get("vs_ground_truth", {}).get(metric)
+    fp32 = (ref or {}).get("vs_ground_truth")
     outside = []
     for row in rows:
-        value = row.get("vs_ground_truth", {}).get(metric)
-        if row is ref or fp32 is None or value is None:
+        scores = row.get("vs_ground_truth")
+        if row is ref or fp32 is None or scores is None:
             continue
-        d = drop(metric, fp32, value)
-        row["budget"] = {"metric": metric, "max_drop": max_drop, "drop": d, "within": d <= max_drop}
-        if d > max_drop:
+        row["budget"] = check_budget(terms, fp32, scores)
+        if not row["budget"]["within"]:
             outside.append(row["variant"])
     return outside

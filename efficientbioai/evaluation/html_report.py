@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from efficientbioai.evaluation.report import REFERENCE, describe_machine, notes, summary_rows
+from efficientbioai.budget import BudgetTerm
+from efficientbioai.evaluation.report import REFERENCE, budget_lines, describe_machine, notes, summary_rows
 
 #: Side of the crop shown per variant (pixels of the preview image).
 CROP = 256
@@ -34,30 +35,50 @@ def pyplot():
 
 def speed_accuracy_png(report: dict, path: Path) -> Path:
     """Latency (median, log scale) against the primary metric, one point per variant; the
-    budget's lowest allowed value as a line; the deployed variant circled."""
-    plt = pyplot()
+    budget's worst allowed value as a line; the deployed variant circled."""
     metric = report["primary_metric"]
     rows = report["variants"]
     truth = all(metric in r.get("vs_ground_truth", {}) for r in rows)
     key = "vs_ground_truth" if truth else "vs_fp32"
+    points = [(r["variant"], r["latency"]["median_ms"], r.get(key, {}).get(metric)) for r in rows]
+    ref = next((r for r in rows if r["variant"] == REFERENCE), None)
+    limit = None
+    for term in report.get("accuracy_budget", {}).get("terms", []):
+        name, change = term.split(" ", 1)
+        if truth and ref and name == metric:
+            limit = (BudgetTerm.parse(name, change).limit(ref[key][metric]), f"budget: {change}")
+    label = f"{metric} {'vs ground truth' if truth else 'vs torch fp32'}"
+    title = f"{report['task']}: speed and accuracy of each variant"
+    return pareto_png(points, label, limit, report["deployed"], title, path)
+
+
+def pareto_png(
+    points: list[tuple[str, float, float | None]],
+    metric_label: str,
+    limit: tuple[float, str] | None,
+    chosen: str,
+    title: str,
+    path: Path,
+) -> Path:
+    """``(label, latency ms, metric)`` points on a log latency axis, the budget's worst allowed
+    value as a dashed line (``(value, legend)``), the chosen point circled: the report's plot and
+    the tuning's Pareto plot."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
-    for i, r in enumerate(rows):
-        x, y = r["latency"]["median_ms"], r.get(key, {}).get(metric)
+    for i, (name, x, y) in enumerate(points):
         if y is None:
             continue
-        deployed = r["variant"] == report["deployed"]
-        ax.scatter(x, y, s=90 if deployed else 40, edgecolors="black" if deployed else "none", zorder=3)
+        picked = name == chosen
+        ax.scatter(x, y, s=90 if picked else 40, edgecolors="black" if picked else "none", zorder=3)
         # labels alternate above and below: variants with equal accuracy (fp32 engines) sit close together
-        ax.annotate(r["variant"], (x, y), textcoords="offset points", xytext=(6, 5 if i % 2 else -11), fontsize=8)
-    budget = report.get("accuracy_budget", {}).get("max_drop")
-    ref = next((r for r in rows if r["variant"] == REFERENCE), None)
-    if budget and ref and metric in ref.get(key, {}):
-        ax.axhline(ref[key][metric] - budget, color="gray", ls="--", lw=1, label=f"budget: −{budget:g}")
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 5 if i % 2 else -11), fontsize=8)
+    if limit is not None:
+        ax.axhline(limit[0], color="gray", ls="--", lw=1, label=limit[1])
         ax.legend(fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("latency per batch, median (ms)")
-    ax.set_ylabel(f"{metric} {'vs ground truth' if truth else 'vs torch fp32'}")
-    ax.set_title(f"{report['task']}: speed and accuracy of each variant", fontsize=10)
+    ax.set_ylabel(metric_label)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
@@ -124,6 +145,8 @@ def write_html_report(report: dict, folder: Path, previews: dict[str, np.ndarray
     figures = [(speed_accuracy_png(report, folder / "report_speed_accuracy.png"), "speed vs accuracy")]
     if len(previews) > 1:
         figures.append((outputs_png(previews, kind, folder / "report_outputs.png"), "outputs side by side"))
+    if (folder / "tuning.png").is_file():  # efficientbioai tune's Pareto plot
+        figures.append((folder / "tuning.png", "tuning: every candidate on this machine"))
     deployed_extras = next((r.get("extras", {}) for r in report["variants"] if r["variant"] == report["deployed"]), {})
     for name, value in deployed_extras.items():
         if isinstance(value, str) and value.endswith(".png") and Path(value).is_file():
@@ -135,6 +158,7 @@ def write_html_report(report: dict, folder: Path, previews: dict[str, np.ndarray
         table += f"<tr{style}>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
     machine = report.get("machine", {})
     versions = ", ".join(f"{k} {v}" for k, v in report.get("versions", {}).items())
+    lines = [n for n in notes(report) + budget_lines(report) if n]
     page = (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>EfficientBioAI — {html.escape(report['task'])}</title>"
@@ -142,7 +166,7 @@ def write_html_report(report: dict, folder: Path, previews: dict[str, np.ndarray
         f"<h1>EfficientBioAI — {html.escape(report['task'])}</h1>"
         f"<p>Experiment <code>{html.escape(report['experiment'])}</code>; deployed variant "
         f"<b>{html.escape(report['deployed'])}</b>.</p><h2>Comparison</h2><table>{table}</table>"
-        "<div class='notes'>" + "".join(f"<p>{html.escape(n)}</p>" for n in notes(report)) + "</div>"
+        "<div class='notes'>" + "".join(f"<p>{html.escape(n)}</p>" for n in lines) + "</div>"
         "<h2>Figures</h2>" + "".join(_img(p, c) for p, c in figures) + "<h2>Machine</h2>"
         f"<p>{html.escape(describe_machine(machine)) if machine else 'not recorded'}</p>"
         f"<p class='notes'>{html.escape(versions)}</p>{_COUNT}</body></html>"

@@ -46,13 +46,33 @@ def measure_latency(engine: BaseInfer, x: np.ndarray, warmup: int = 5, runs: int
     """
     engine.warmup(x, warmup)
     engine.sync()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        engine(x)
+    return _summary([_timed(engine, x) for _ in range(runs)], warmup, x)
+
+
+def round_robin_latency(engines: dict[str, BaseInfer], x: np.ndarray, warmup: int = 3, runs: int = 9) -> dict:
+    """:func:`measure_latency` for several engines at once, their timed calls interleaved
+    (one call of each per round), so a change of machine load or clock over the measurement
+    touches every variant alike: the protocol for choosing between variants."""
+    for engine in engines.values():
+        engine.warmup(x, warmup)
         engine.sync()
-        times.append((time.perf_counter() - start) * 1000)
+    times: dict[str, list[float]] = {name: [] for name in engines}
+    for _ in range(runs):
+        for name, engine in engines.items():
+            times[name].append(_timed(engine, x))
+    return {name: _summary(t, warmup, x) for name, t in times.items()}
+
+
+def _timed(engine: BaseInfer, x: np.ndarray) -> float:
+    start = time.perf_counter()
+    engine(x)
+    engine.sync()
+    return (time.perf_counter() - start) * 1000
+
+
+def _summary(times: list[float], warmup: int, x: np.ndarray) -> Latency:
     t = np.asarray(times)
+    runs = len(t)
     return Latency(
         median_ms=float(np.median(t)),
         p90_ms=float(np.percentile(t, 90)),

@@ -150,15 +150,20 @@ def pruning_lines(report: dict) -> list[str]:
 
 
 def budget_lines(report: dict) -> list[str]:
-    """The accuracy budget and the variants outside it (empty when no budget is set)."""
+    """The accuracy budget, the variants outside it, and why compress deployed what it did."""
     b = report.get("accuracy_budget") or {}
-    if b.get("max_drop") is None:
-        return []
-    line = f"Accuracy budget: {_pretty(b['metric'])} may drop by at most {b['max_drop']:g} vs fp32 (ground truth). "
-    if not b["outside"]:
-        return [line + "Every variant is inside it.", ""]
-    deployed = " — including the deployed variant" if report.get("deployed") in b["outside"] else ""
-    return [line + f"**Outside it: {', '.join(b['outside'])}{deployed}.**", ""]
+    lines = []
+    if b.get("terms"):
+        line = f"Accuracy budget (change vs fp32 allowed, scored against ground truth): {', '.join(b['terms'])}. "
+        if not b["outside"]:
+            lines.append(line + "Every variant scored is inside it.")
+        else:
+            deployed = " — including the deployed variant" if report.get("deployed") in b["outside"] else ""
+            lines.append(line + f"**Outside it: {', '.join(b['outside'])}{deployed}.**")
+    why = (report.get("selection") or {}).get("reason")
+    if why:
+        lines.append(f"Deployment: {why}")
+    return lines + [""] if lines else []
 
 
 def to_markdown(report: dict) -> str:

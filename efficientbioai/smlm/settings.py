@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from efficientbioai.registry import register_section
 from efficientbioai.section import Section
 from efficientbioai.smlm.camera import Camera
+from efficientbioai.smlm.filaments import FilamentSampler, FilamentSection, filament_points
 from efficientbioai.smlm.psf import AstigmaticPSF, GaussianPSF
 from efficientbioai.smlm.pupil import PRESETS, PupilPSF
 from efficientbioai.smlm.simulate import EmitterSampler
@@ -79,6 +81,10 @@ class SimulationSection(Section):
     z_range_nm: tuple[float, float] = (-700.0, 700.0)
     margin_px: float = Field(2.0, ge=0)
     blink_mean_frames: float = Field(2.0, ge=1.0, description="mean on-time (frames) for temporal context")
+    filament_fraction: float = Field(
+        0.0, ge=0, le=1, description="share of simulated training samples whose emitters crowd along filaments"
+    )
+    filaments: FilamentSection = Field(default_factory=FilamentSection)
     test: TestSetSection = Field(default_factory=TestSetSection)
 
     @model_validator(mode="after")
@@ -100,6 +106,21 @@ class SimulationSection(Section):
 
     def sampler(self, density: float) -> EmitterSampler:
         return EmitterSampler(density, tuple(self.photons), tuple(self.z_range_nm), self.margin_px)
+
+    def sample_layout(self, rng: np.random.Generator) -> np.ndarray | None:
+        """One training sample's filament points ``(P, 2)`` nm, drawn with probability
+        ``filament_fraction``; None: emitters placed uniformly (no random draw when the fraction is 0)."""
+        if self.filament_fraction == 0 or rng.random() >= self.filament_fraction:
+            return None
+        field = (self.frame_shape[0] * self.pixel_size, self.frame_shape[1] * self.pixel_size)
+        return filament_points(field, self.filaments, rng)
+
+    def layout_sampler(self, density: float, points: np.ndarray | None) -> EmitterSampler | FilamentSampler:
+        """Emitters at ``density`` per µm², on ``points`` when given (see :meth:`sample_layout`)."""
+        if points is None:
+            return self.sampler(density)
+        sigma = self.filaments.label_sigma_nm
+        return FilamentSampler(points, sigma, density, tuple(self.photons), tuple(self.z_range_nm))
 
 
 @register_section("train", "training settings for `efficientbioai train`")

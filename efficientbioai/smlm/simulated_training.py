@@ -33,19 +33,22 @@ SEEDS = {
 def _blinking_window(sim: SimulationSection, frames: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Emitters ``(N, 4)`` (x, y, z nm, photons) for ``frames`` consecutive frames of one sample.
 
-    Emitters switch on at random times and stay on for a geometric number of frames with mean
-    ``sim.blink_mean_frames`` (a burn-in before the window makes the state stationary); position
-    and z are fixed while on, photons vary per frame. With one frame this is a plain draw.
+    Emitters are placed uniformly or, for a share ``sim.filament_fraction`` of samples, on
+    filaments (``smlm/filaments.py``). They switch on at random times and stay on for a geometric
+    number of frames with mean ``sim.blink_mean_frames`` (a burn-in before the window makes the
+    state stationary); position and z are fixed while on, photons vary per frame. With one frame
+    this is a plain draw.
     """
     shape = tuple(sim.frame_shape)
     density = rng.uniform(*sim.density_per_um2)
+    points = sim.sample_layout(rng)
     if frames == 1:
-        return [sim.sampler(density).sample(shape, sim.pixel_size, rng)]
+        return [sim.layout_sampler(density, points).sample(shape, sim.pixel_size, rng)]
     mean_on = sim.blink_mean_frames
     burn_in = int(np.ceil(4 * mean_on))
     births = []
     for t in range(-burn_in, frames):
-        em = sim.sampler(density / mean_on).sample(shape, sim.pixel_size, rng)  # new emitters this frame
+        em = sim.layout_sampler(density / mean_on, points).sample(shape, sim.pixel_size, rng)  # new this frame
         life = rng.geometric(1.0 / mean_on, len(em))
         births.append((t, em, life))
     window = []

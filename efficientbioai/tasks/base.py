@@ -23,6 +23,8 @@ class Task(ABC):
     primary_metric: str = ""
     #: Metrics shown against ground truth in the report table (default: the primary one).
     report_metrics: tuple[str, ...] = ()
+    #: The family's accuracy budget when ``deploy.budget`` is unset (see :mod:`efficientbioai.budget`).
+    default_budget: dict[str, float | str] = {}
     #: What throughput and energy are counted in (``images``, ``frames``, ...).
     unit: str = "images"
     #: How ``report.html`` shows outputs: ``image``, ``labels`` (over the input) or ``density``.
@@ -50,6 +52,11 @@ class Task(ABC):
             with assumed(IMAGE_READING):
                 image = self.parser.channels_first(read_image(src), str(src))
             yield Sample(src.stem, image, read_image(tgt) if tgt is not None else None)
+
+    def validation_samples(self) -> Iterator[Sample]:
+        """Whole images (with ground truth where there is some) to choose a deployment on:
+        ``data.validation``, never used for calibration, fine-tuning or the report."""
+        yield from self.parser.split_samples("validation", self.config.data.validation)
 
     def example_batch(self, sample: Sample, batch_size: int) -> np.ndarray:
         """A realistic batch at the deployed tile size, for latency measurement."""

@@ -63,6 +63,7 @@ class ImageToImageTask(_TiledTask):
 
     primary_metric = "pearson"
     report_metrics = ("pearson", "psnr", "ssim")  # report.json also holds psnr_raw / ssim_raw
+    default_budget = {"pearson": -0.005}
 
     def finish(self, raw: np.ndarray) -> np.ndarray:
         return raw[0] if raw.shape[0] == 1 else raw
@@ -89,6 +90,7 @@ class SegmentationTask(_TiledTask):
     """Semantic segmentation: one logit channel (sigmoid > threshold) or class channels (argmax)."""
 
     primary_metric = "dice"
+    default_budget = {"dice": -0.01}
     preview_kind = "labels"
 
     def finish(self, logits: np.ndarray) -> np.ndarray:

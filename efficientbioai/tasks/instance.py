@@ -55,6 +55,7 @@ class InstanceSegmentationTask(Task):
 
     primary_metric = "ap50"
     report_metrics = ("ap50", "ap75", "ap90")
+    default_budget = {"ap50": -0.02}
 
     def _settings(self):
         return self.parser.settings

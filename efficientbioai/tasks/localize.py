@@ -39,6 +39,7 @@ class LocalizationTask(Task):
 
     primary_metric = "jaccard"
     report_metrics = ("jaccard", "rmse_lateral", "rmse_axial", "efficiency_3d")
+    default_budget = {"jaccard": -0.01, "rmse_lateral": "+5%"}
     unit = "frames"
     preview_kind = "density"
     #: Pixel of the super-resolution rendering in the report (nm).
@@ -69,6 +70,17 @@ class LocalizationTask(Task):
             return
         frames, truth, mask = simulate_batch(sim, sim.test.frames, SEEDS["evaluation"])
         yield Sample("simulated_test", frames[:, 0], truth_table(truth, mask, sim.pixel_size))
+
+    def validation_samples(self) -> Iterator[Sample]:
+        """A simulated stack from the validation seeds, like the evaluation stack's sample."""
+        sim = self.simulation().for_test()
+        seed = SEEDS["validation"] + 7_000_000  # apart from training's validation curve
+        if self.parser.in_channels > 1:
+            frames, truth = simulate_blinking_stack(sim, sim.test.frames, seed)
+            yield Sample("simulated_validation", frames, truth)
+            return
+        frames, truth, mask = simulate_batch(sim, sim.test.frames, seed)
+        yield Sample("simulated_validation", frames[:, 0], truth_table(truth, mask, sim.pixel_size))
 
     def example_batch(self, sample: Sample, batch_size: int) -> np.ndarray:
         """The job's first batch of tile-sized frames, repeated to ``batch_size`` windows."""

@@ -47,6 +47,7 @@ class ReconstructionTask(Task):
 
     primary_metric = "nmse"
     report_metrics = ("nmse", "psnr")
+    default_budget = {"nmse": 1.0}  # NMSE in percent: at most one point worse
     unit = "frames"
     preview_kind = "density"
 
@@ -89,6 +90,15 @@ class ReconstructionTask(Task):
         sim = self.simulation().for_test()
         frames, truth = simulate_filament_stack(sim, self._settings().filaments, sim.test.frames, SEEDS["evaluation"])
         yield Sample("simulated_test", frames, truth_image(truth, frames.shape[1:], sim.pixel_size, self.upsample))
+
+    def validation_samples(self) -> Iterator[Sample]:
+        """A simulated filament stack from the validation seeds (never the evaluation stack's)."""
+        sim = self.simulation().for_test()
+        frames, truth = simulate_filament_stack(
+            sim, self._settings().filaments, sim.test.frames, SEEDS["validation"] + 7
+        )
+        image = truth_image(truth, frames.shape[1:], sim.pixel_size, self.upsample)
+        yield Sample("simulated_validation", frames, image)
 
     def _target(self, path: Path, frame_shape: tuple[int, int]) -> np.ndarray:
         """Ground truth for a stack: true positions (SMLM CSV), rendered; or an image on the fine grid."""

@@ -6,11 +6,12 @@ import torch
 
 from efficientbioai.config import parse_config
 from efficientbioai.deepstorm.data import normalisation_stats, pad_frames, simulate_patches, spike_targets
-from efficientbioai.deepstorm.filaments import filament_points, simulate_filament_stack
+from efficientbioai.deepstorm.filaments import simulate_filament_stack
 from efficientbioai.deepstorm.kernel import blur, gaussian_kernel, torch_blur
 from efficientbioai.deepstorm.loss import deepstorm_loss
-from efficientbioai.deepstorm.settings import DeepSTORMSection, FilamentSection
+from efficientbioai.deepstorm.settings import DeepSTORMSection
 from efficientbioai.errors import ConfigError
+from efficientbioai.smlm.filaments import FilamentSection, filament_points
 from tests.deepstorm.helpers import TINY
 
 

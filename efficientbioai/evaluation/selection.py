@@ -1,0 +1,172 @@
+"""Choose the variant to deploy: the fastest on this machine within the accuracy budget.
+
+Which variant is fastest depends on the CPU: on an AMX Xeon OpenVINO int8 runs U-Nets about ten
+times faster than fp32, on a Skylake-SP without VNNI 1.25×, and on an AVX2-only EPYC int8
+convolutions run at exactly the fp32 rate, so int8 there only adds quantize/dequantize work.
+``compress`` therefore times every built variant here, interleaved (round-robin, warm-up then
+median), scores each on the validation split (``Task.validation_samples``: never calibration,
+fine-tuning or report data) against its ground truth, and deploys the fastest variant inside the
+budget (:mod:`efficientbioai.evaluation.accuracy_budget`). ``openvino:fp32`` is always among the
+candidates, so the deployed variant is never slower than it. ``selection.json`` records every
+measurement and the reason; the report repeats the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from efficientbioai.budget import check_budget
+from efficientbioai.config import Config, load_config, split_variant
+from efficientbioai.engines.factory import create_engine
+from efficientbioai.errors import ConfigError, InputError
+from efficientbioai.evaluation.accuracy_budget import budget_terms, describe_budget
+from efficientbioai.evaluation.measure import round_robin_latency
+from efficientbioai.evaluation.report import REFERENCE
+from efficientbioai.manifest import machine, write_json
+from efficientbioai.parsers.base import Sample, create_parser
+from efficientbioai.registry import TASKS
+from efficientbioai.tasks.base import Task
+
+log = logging.getLogger(__name__)
+
+FLOOR = "openvino:fp32"
+
+
+def select_deployment(exp: Path) -> dict:
+    """Measure the experiment's variants in ``exp``, set ``deploy.yaml``'s engine to the chosen
+    one (with ``deploy.select: fastest``), write ``selection.json`` and return it."""
+    config = load_config(exp / "deploy.yaml")
+    parser = create_parser(config)
+    task: Task = TASKS.get(parser.task_name)(config, parser)
+    pruned = config.prune.enabled
+    candidates = [v for v in config.artefacts if split_variant(v)[2] == pruned]
+    rows = measure_candidates(config, parser, task, candidates)
+    record = choose(config, rows, budget_terms(config, task))
+    record["machine"] = machine()
+    if record["chosen"] != config.deployed_variant:
+        set_deployed(exp / "deploy.yaml", record["chosen"])
+    write_json(exp / "selection.json", record)
+    log.info("deployment: %s", record["reason"])
+    return record
+
+
+def measure_candidates(config: Config, parser, task: Task, candidates: list[str]) -> list[dict]:
+    """One row per candidate: ``variant``, ``latency`` (round-robin) and ``scores`` on the
+    validation split (against its ground truth, else against the fp32 output: ``scored_against``)."""
+    try:
+        samples = list(task.validation_samples())
+    except (ConfigError, InputError) as exc:  # no validation data: only fp32 variants are safe
+        samples, missing = [], str(exc)
+    variants = [REFERENCE] + [v for v in candidates if v != REFERENCE]
+    engines = {v: create_engine(v, config, parser) for v in variants}
+    try:
+        example = _example(task, config, samples)
+        s = config.deploy.latency
+        latency = round_robin_latency(engines, example, s.warmup, s.runs)
+        rows = [{"variant": v, "latency": latency[v].as_dict()} for v in variants]
+        if not samples:
+            for row in rows:
+                row["scored_against"] = f"nothing: no validation data ({missing})"
+            return rows
+        reference = [task.predict(engines[REFERENCE], sample) for sample in samples]
+        truth = all(sample.target is not None for sample in samples)
+        for row in rows:
+            engine = engines[row["variant"]]
+            outputs = reference if row["variant"] == REFERENCE else [task.predict(engine, x) for x in samples]
+            targets = [x.target for x in samples] if truth else reference
+            row["scores"] = _mean([task.score(o, t) for o, t in zip(outputs, targets)])
+            row["scored_against"] = "ground truth" if truth else "the torch fp32 output (no validation targets)"
+        return rows
+    finally:
+        for engine in engines.values():
+            engine.release()
+
+
+def _example(task: Task, config: Config, samples: list[Sample]) -> np.ndarray:
+    batch = config.report.latency.batch_size or config.inference.batch_size
+    if samples:
+        return task.example_batch(samples[0], batch)
+    return np.repeat(task.parser.example_input().numpy(), batch, axis=0)
+
+
+def _mean(scores: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(np.mean([s[k] for s in scores])) for k in scores[0]}
+
+
+def choose(config: Config, rows: list[dict], terms) -> dict:
+    """The deployment decision for measured ``rows`` (see the module docstring)."""
+    by_name = {r["variant"]: r for r in rows}
+    fp32 = by_name[REFERENCE].get("scores")
+    for row in rows:
+        if fp32 is not None and row["variant"] != REFERENCE:
+            row["budget"] = check_budget(terms, fp32, row["scores"])
+    scored = fp32 is not None
+    # Without validation data only fp32 variants are known to keep the accuracy (and the configured one).
+    eligible = [
+        r
+        for r in rows
+        if (r.get("budget", {}).get("within", True) if scored else split_variant(r["variant"])[1] == "fp32")
+        or (not scored and r["variant"] == config.deployed_variant)
+    ]
+    configured = config.deployed_variant
+    fastest = min(eligible, key=lambda r: r["latency"]["median_ms"])["variant"]
+    chosen = fastest if config.deploy.select == "fastest" else configured
+    reason = _reason(config, by_name, chosen, terms, scored, configured)
+    outside = [r["variant"] for r in rows if not r.get("budget", {}).get("within", True)]
+    if chosen in outside or _slower_than_floor(by_name, chosen):
+        log.warning("deployment: %s", reason)
+    return {
+        "select": config.deploy.select,
+        "budget": [str(t) for t in terms],
+        "chosen": chosen,
+        "configured": configured,
+        "reason": reason,
+        "outside_budget": outside,
+        "protocol": {**config.deploy.latency.model_dump(), "order": "round-robin", "statistic": "median"},
+        "candidates": rows,
+    }
+
+
+def _slower_than_floor(rows: dict, variant: str) -> bool:
+    floor = rows.get(FLOOR) or rows.get(f"{FLOOR}:pruned")
+    return floor is not None and rows[variant]["latency"]["median_ms"] > floor["latency"]["median_ms"]
+
+
+def _reason(config: Config, rows: dict, chosen: str, terms, scored: bool, configured: str) -> str:
+    ms = rows[chosen]["latency"]["median_ms"]
+    floor = rows.get(FLOOR)
+    vs = f"; {FLOOR} {floor['latency']['median_ms']:.1f} ms" if floor is not None and chosen != FLOOR else ""
+    outside = [f"{v} ({_worst(r)})" for v, r in rows.items() if not r.get("budget", {}).get("within", True)]
+    out = f"; outside the budget: {', '.join(outside)}" if outside else ""
+    where = "on the validation split" if scored else "(not scored: no validation data, so only fp32 variants)"
+    if config.deploy.select == "engine":
+        slower = " It is slower than openvino:fp32 here." if _slower_than_floor(rows, chosen) else ""
+        over = " It is outside the accuracy budget." if chosen in [o.split(" ")[0] for o in outside] else ""
+        return f"{chosen} as configured (deploy.select: engine), {ms:.1f} ms per batch{vs}.{slower}{over}"
+    changed = f" (configured: {configured})" if chosen != configured else ""
+    return (
+        f"{chosen}{changed} is the fastest variant on this machine within the budget "
+        f"({describe_budget(terms)}) {where}: {ms:.1f} ms per batch{vs}{out}."
+    )
+
+
+def _worst(row: dict) -> str:
+    bad = [t for t in row["budget"]["terms"] if not t["within"]]
+    return ", ".join(f"{t['metric']} {t['value']:.4g} vs fp32 {t['fp32']:.4g}" for t in bad)
+
+
+def set_deployed(deploy_yaml: Path, variant: str) -> None:
+    """Rewrite ``deploy.yaml``'s ``engine.name``/``precision`` to ``variant`` (atomically),
+    keeping its header comment."""
+    text = deploy_yaml.read_text()
+    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+    data = yaml.safe_load(text)
+    name, precision, _ = split_variant(variant)
+    data["engine"]["name"], data["engine"]["precision"] = name, precision
+    tmp = deploy_yaml.with_name(".deploy.yaml.partial")
+    tmp.write_text(header + yaml.safe_dump(data, sort_keys=False))
+    tmp.replace(deploy_yaml)
