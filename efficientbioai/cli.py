@@ -24,6 +24,7 @@ from efficientbioai.evaluation.prune_sweep import sensitivity_sweep
 from efficientbioai.evaluation.report import Report, describe_machine
 from efficientbioai.evaluation.roofline import cache_file, ceilings, verdict
 from efficientbioai.evaluation.selection import select_deployment
+from efficientbioai.evaluation.tune import parse_duration, tune
 from efficientbioai.io.frames import open_frames
 from efficientbioai.registry import trainer_for
 from efficientbioai.smlm.camera_estimate import MAX_FRAMES, estimate_camera
@@ -191,6 +192,36 @@ def cmd_machine(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    seconds = parse_duration(args.time) if args.time else None
+    record = tune(args.config, args.exp_path, seconds, tuple(args.prune_ratios), args.overwrite)
+    rows = record["candidates"]
+    metrics = [t.split(" ")[0] for t in record["budget"]]
+    table = Table(title=f"tune — {describe_machine(record['machine'])}")
+    for name in ("candidate", "ms (median)", "× torch fp32", *metrics, "within budget"):
+        table.add_column(name, justify="left" if name == "candidate" else "right", no_wrap=True)
+    ref = rows[0]["latency"]["median_ms"]
+    for r in rows:
+        scores = r.get("scores", {})
+        within = "reference" if r is rows[0] else ("yes" if r.get("budget", {}).get("within") else "no")
+        cells = [f"{scores[m]:.4g}" if m in scores else "–" for m in metrics]
+        ms = r["latency"]["median_ms"]
+        style = "bold" if r["variant"] == record["chosen"] else None
+        table.add_row(r["variant"], f"{ms:.1f}", f"{ref / ms:.2f}×", *cells, within, style=style)
+    console = Console(width=max(140, Console().width))
+    console.print(table)
+    groups = record["groups"]
+    for kind in ("failed", "skipped_for_time"):
+        if groups[kind]:
+            console.print(f"  {kind.replace('_', ' ')}: {groups[kind]}", style="yellow", highlight=False)
+    console.print(f"  {record['reason']}", highlight=False)
+    print(f"next: python efficientbioai/inference.py --config {Path(args.exp_path) / 'deploy.yaml'}")
+    return 0
+
+
 def cmd_crlb(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     variant = args.variant or (config.deployed_variant if config.artefacts else "torch:fp32")
@@ -289,6 +320,22 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--author", default="EfficientBioAI", help="the packages' author")
     ex.add_argument("--license", default="BSD-3-Clause", help="an SPDX licence id for the weights")
     ex.set_defaults(func=cmd_export)
+
+    tu = sub.add_parser(
+        "tune", parents=[common], help="build many variants, time them here, deploy the fastest within the budget"
+    )
+    tu.add_argument("--config", required=True, help="the compress config (deploy.budget: the accuracy budget)")
+    tu.add_argument("--exp_path", "--exp-path", required=True, help="experiment folder to write the chosen one into")
+    tu.add_argument("--time", help="time budget for building candidates, e.g. 30m (checked between candidates)")
+    tu.add_argument(
+        "--prune-ratios",
+        type=float,
+        nargs="*",
+        default=[0.25, 0.5],
+        help="pruning ratios to try (none: pass the flag alone)",
+    )
+    tu.add_argument("--overwrite", action="store_true", help="replace an existing experiment folder")
+    tu.set_defaults(func=cmd_tune)
 
     ma = sub.add_parser("machine", parents=[common], help="this CPU's convolution ceilings per precision (cached)")
     ma.add_argument("--refresh", action="store_true", help="measure again instead of reading the cache")

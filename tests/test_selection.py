@@ -62,7 +62,7 @@ def test_each_family_has_its_default_budget_and_deploy_budget_overrides_it():
 
 
 def _row(variant: str, ms: float, pearson: float | None) -> dict:
-    row = {"variant": variant, "latency": {"median_ms": ms}}
+    row = {"variant": variant, "precision": variant.split(":")[1], "latency": {"median_ms": ms}}
     if pearson is not None:
         row["scores"] = {"pearson": pearson}
     return row

@@ -14,26 +14,38 @@ measurement and the reason; the report repeats the reason.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 from efficientbioai.budget import check_budget
-from efficientbioai.config import Config, load_config, split_variant
+from efficientbioai.config import Config, LatencySection, load_config, split_variant
 from efficientbioai.engines.factory import create_engine
 from efficientbioai.errors import ConfigError, InputError
 from efficientbioai.evaluation.accuracy_budget import budget_terms, describe_budget
 from efficientbioai.evaluation.measure import round_robin_latency
 from efficientbioai.evaluation.report import REFERENCE
 from efficientbioai.manifest import machine, write_json
-from efficientbioai.parsers.base import Sample, create_parser
+from efficientbioai.parsers.base import BaseParser, Sample, create_parser
 from efficientbioai.registry import TASKS
 from efficientbioai.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
 FLOOR = "openvino:fp32"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One variant to measure: its ``label`` in tables, ``variant`` (``engine:precision[:pruned]``)
+    and the deploy config (with its parser) that holds its artefact."""
+
+    label: str
+    variant: str
+    config: Config
+    parser: BaseParser
 
 
 def select_deployment(exp: Path) -> dict:
@@ -43,8 +55,8 @@ def select_deployment(exp: Path) -> dict:
     parser = create_parser(config)
     task: Task = TASKS.get(parser.task_name)(config, parser)
     pruned = config.prune.enabled
-    candidates = [v for v in config.artefacts if split_variant(v)[2] == pruned]
-    rows = measure_candidates(config, parser, task, candidates)
+    variants = [REFERENCE] + [v for v in config.artefacts if split_variant(v)[2] == pruned and v != REFERENCE]
+    rows = measure_candidates(task, [Candidate(v, v, config, parser) for v in variants], config.deploy.latency)
     record = choose(config, rows, budget_terms(config, task))
     record["machine"] = machine()
     if record["chosen"] != config.deployed_variant:
@@ -54,29 +66,31 @@ def select_deployment(exp: Path) -> dict:
     return record
 
 
-def measure_candidates(config: Config, parser, task: Task, candidates: list[str]) -> list[dict]:
-    """One row per candidate: ``variant``, ``latency`` (round-robin) and ``scores`` on the
-    validation split (against its ground truth, else against the fp32 output: ``scored_against``)."""
+def measure_candidates(task: Task, candidates: list[Candidate], protocol: LatencySection) -> list[dict]:
+    """One row per candidate (the first is the fp32 reference): ``variant`` (its label),
+    ``precision``, ``latency`` (round-robin) and ``scores`` on the validation split, against its
+    ground truth, else against the fp32 output (``scored_against`` says which)."""
     try:
         samples = list(task.validation_samples())
     except (ConfigError, InputError) as exc:  # no validation data: only fp32 variants are safe
         samples, missing = [], str(exc)
-    variants = [REFERENCE] + [v for v in candidates if v != REFERENCE]
-    engines = {v: create_engine(v, config, parser) for v in variants}
+    engines = {c.label: create_engine(c.variant, c.config, c.parser) for c in candidates}
     try:
-        example = _example(task, config, samples)
-        s = config.deploy.latency
-        latency = round_robin_latency(engines, example, s.warmup, s.runs)
-        rows = [{"variant": v, "latency": latency[v].as_dict()} for v in variants]
+        example = _example(task, task.config, samples)
+        latency = round_robin_latency(engines, example, protocol.warmup, protocol.runs)
+        rows = [
+            {"variant": c.label, "precision": split_variant(c.variant)[1], "latency": latency[c.label].as_dict()}
+            for c in candidates
+        ]
         if not samples:
             for row in rows:
                 row["scored_against"] = f"nothing: no validation data ({missing})"
             return rows
-        reference = [task.predict(engines[REFERENCE], sample) for sample in samples]
+        reference = [task.predict(engines[candidates[0].label], sample) for sample in samples]
         truth = all(sample.target is not None for sample in samples)
-        for row in rows:
+        for i, row in enumerate(rows):
             engine = engines[row["variant"]]
-            outputs = reference if row["variant"] == REFERENCE else [task.predict(engine, x) for x in samples]
+            outputs = reference if i == 0 else [task.predict(engine, x) for x in samples]
             targets = [x.target for x in samples] if truth else reference
             row["scores"] = _mean([task.score(o, t) for o, t in zip(outputs, targets)])
             row["scored_against"] = "ground truth" if truth else "the torch fp32 output (no validation targets)"
@@ -100,16 +114,16 @@ def _mean(scores: list[dict[str, float]]) -> dict[str, float]:
 def choose(config: Config, rows: list[dict], terms) -> dict:
     """The deployment decision for measured ``rows`` (see the module docstring)."""
     by_name = {r["variant"]: r for r in rows}
-    fp32 = by_name[REFERENCE].get("scores")
-    for row in rows:
-        if fp32 is not None and row["variant"] != REFERENCE:
+    fp32 = rows[0].get("scores")  # the first row is the fp32 reference
+    for row in rows[1:]:
+        if fp32 is not None:
             row["budget"] = check_budget(terms, fp32, row["scores"])
     scored = fp32 is not None
     # Without validation data only fp32 variants are known to keep the accuracy (and the configured one).
     eligible = [
         r
         for r in rows
-        if (r.get("budget", {}).get("within", True) if scored else split_variant(r["variant"])[1] == "fp32")
+        if (r.get("budget", {}).get("within", True) if scored else r.get("precision", "fp32") == "fp32")
         or (not scored and r["variant"] == config.deployed_variant)
     ]
     configured = config.deployed_variant
