@@ -106,6 +106,12 @@ class FineTuneSection(Section):
     batch_size: int = Field(4, ge=1)
     tile: list[int] | None = Field(None, description="training crop size; default inference.tile")
     eval_every: int = Field(50, ge=1, description="steps between points of the metric curve")
+    distill_outputs: float = Field(
+        1.0, ge=0, description="weight of the fp32 model's output maps in the loss (variance-scaled MSE); 0: off"
+    )
+    distill_features: float = Field(
+        1.0, ge=0, description="weight of its intermediate features (1×1 adapters where channels differ); 0: off"
+    )
 
 
 class PruneSection(Section):

@@ -3,8 +3,11 @@
 Order of preference (``prune.fine_tune.mode: auto``): the parser's own ``fine_tune`` (e.g.
 DilatedLoc trains on freshly simulated frames with its own loss); else supervised on the
 parser's training pairs; else distillation — the pruned model learns to reproduce the unpruned
-fp32 model's outputs on the calibration inputs, which needs no labels. The loss and a held-out
-metric are recorded every ``eval_every`` steps: that curve goes into the manifest and report.
+fp32 model's outputs on the calibration inputs, which needs no labels. Supervised and
+family recipes add distillation from the fp32 model (output maps and intermediate features,
+``distill_outputs`` / ``distill_features``; :mod:`efficientbioai.models.distillation`) to the
+task loss. The loss and a held-out metric are recorded every ``eval_every`` steps: that curve
+goes into the manifest and report.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from torch import nn
 
 from efficientbioai.config import FineTuneSection
 from efficientbioai.errors import ConfigError
+from efficientbioai.models.distillation import Distiller
 from efficientbioai.parsers.base import BaseParser
 from efficientbioai.parsers.training_crops import tuning_record
 from efficientbioai.terminal import bar as progress_bar
@@ -50,7 +54,7 @@ def fine_tune(pruned: nn.Module, reference: nn.Module, parser: BaseParser, setti
     batch = (
         _supervised_batches(parser, settings) if mode == "supervised" else _distill_batches(parser, reference, settings)
     )
-    curve = _train(pruned, parser, batch, settings)
+    curve = _train(pruned, reference, parser, batch, settings, distill_outputs=mode == "supervised")
     return tuning_record(mode, settings, curve)
 
 
@@ -91,16 +95,26 @@ def _distill_batches(parser: BaseParser, reference: nn.Module, settings: FineTun
     return batch
 
 
-def _train(model: nn.Module, parser: BaseParser, batch: Batches, settings: FineTuneSection) -> list[dict]:
-    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / settings.steps)))
+def _train(
+    model: nn.Module,
+    reference: nn.Module,
+    parser: BaseParser,
+    batch: Batches,
+    settings: FineTuneSection,
+    distill_outputs: bool,
+) -> list[dict]:
     held_x, held_y = batch(HELD_OUT)
+    outputs = settings.distill_outputs if distill_outputs else 0.0  # distill mode's targets are the outputs
+    distiller = Distiller(model, reference, held_x[:1], outputs, settings.distill_features)
+    opt = torch.optim.Adam([*model.parameters(), *distiller.parameters()], lr=settings.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / settings.steps)))
     curve = [_point(model, parser, 0, None, held_x, held_y)]
     bar = progress_bar(range(settings.steps), desc="fine-tuning", mininterval=2.0)
     for step in bar:
         model.train()
         x, y = batch(step)
-        loss = parser.fine_tune_loss(model(x), y)
+        out = model(x)
+        loss = parser.fine_tune_loss(out, y) + distiller.loss(x, out)
         if not torch.isfinite(loss):
             raise ConfigError(f"fine-tuning diverged at step {step} (loss {loss.item()}); lower prune.fine_tune.lr")
         opt.zero_grad()
@@ -110,6 +124,7 @@ def _train(model: nn.Module, parser: BaseParser, batch: Batches, settings: FineT
         if (step + 1) % settings.eval_every == 0 or step + 1 == settings.steps:
             curve.append(_point(model, parser, step + 1, loss.item(), held_x, held_y))
             bar.set_postfix(loss=f"{loss.item():.4g}", held_out=f"{curve[-1]['held_out_loss']:.4g}")
+    distiller.close()
     model.eval()
     return curve
 

@@ -72,7 +72,7 @@ class DilatedLocParser(BaseParser):
         """After pruning: more DilatedLoc training on freshly simulated frames (its own loss)."""
 
         sim = self.simulation().model_copy(update={"frame_shape": list(self.config.inference.tile)})
-        curve = fine_tune_dilatedloc(model, sim, settings.steps, settings.lr, settings.batch_size, settings.eval_every)
+        curve = fine_tune_dilatedloc(model, sim, settings, reference)
         return tuning_record("dilatedloc training (simulated frames)", settings, curve)
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ import logging
 import numpy as np
 import torch
 
+from efficientbioai.models.distillation import Distiller
 from efficientbioai.smlm.localization_metrics import score_localizations
 from efficientbioai.smlm.loss import dilatedloc_loss
 from efficientbioai.smlm.postprocess import SpatialIntegration, dense_to_table
@@ -141,25 +142,35 @@ def validate(
 
 
 def fine_tune_dilatedloc(
-    model: torch.nn.Module, sim: SimulationSection, steps: int, lr: float, batch_size: int, eval_every: int
+    model: torch.nn.Module, sim: SimulationSection, settings, teacher: torch.nn.Module | None = None
 ) -> list[dict]:
     """Continue training ``model`` (e.g. after pruning) on fresh simulated frames with the
-    DilatedLoc loss, the learning rate cosine-annealed to zero; returns the curve (loss,
-    validation Jaccard and RMSE every ``eval_every``)."""
+    DilatedLoc loss plus, with a ``teacher`` (the unpruned model), distillation of its output
+    maps and features (``settings.distill_outputs`` / ``distill_features``), the learning rate
+    cosine-annealed to zero; returns the curve (loss, validation Jaccard and RMSE every
+    ``settings.eval_every``). ``settings`` is a :class:`~efficientbioai.config.FineTuneSection`."""
     torch.set_flush_denormal(True)
-    opt = torch.optim.NAdam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)  # recovery first, then annealing
+    steps, batch_size, eval_every = settings.steps, settings.batch_size, settings.eval_every
     z_scale, photon_scale = float(model.z_scale), float(model.photon_scale)
     frames = model.frames
+    distiller = None
+    if teacher is not None:
+        example = torch.from_numpy(simulate_batch(sim, 1, SEEDS["train"] + 4_999_999, frames=frames)[0])
+        distiller = Distiller(model, teacher, example, settings.distill_outputs, settings.distill_features)
+    extra = list(distiller.parameters()) if distiller is not None else []
+    opt = torch.optim.NAdam([*model.parameters(), *extra], lr=settings.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)  # recovery first, then annealing
     curve = [{"step": 0, "train_loss": None, **_curve_point(model, sim, frames)}]
     bar = progress_bar(range(steps), desc="fine-tuning DilatedLoc", mininterval=2.0)
     for step in bar:
         model.train()
         # seeds after the training range of train_dilatedloc's defaults, so batches are new
         x, t, m = simulate_batch(sim, batch_size, SEEDS["train"] + 5_000_000 + step, frames=frames)
-        loss, _ = dilatedloc_loss(
-            model(torch.from_numpy(x)), torch.from_numpy(t), torch.from_numpy(m), z_scale, photon_scale
-        )
+        x = torch.from_numpy(x)
+        out = model(x)
+        loss, _ = dilatedloc_loss(out, torch.from_numpy(t), torch.from_numpy(m), z_scale, photon_scale)
+        if distiller is not None:
+            loss = loss + distiller.loss(x, out)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 30.0)
@@ -168,6 +179,8 @@ def fine_tune_dilatedloc(
         if (step + 1) % eval_every == 0 or step + 1 == steps:
             curve.append({"step": step + 1, "train_loss": round(loss.item(), 3), **_curve_point(model, sim, frames)})
             bar.set_postfix(jaccard=curve[-1]["jaccard"])
+    if distiller is not None:
+        distiller.close()
     model.eval()
     return curve
 
