@@ -43,8 +43,8 @@ def interleaved_latency(deploy: Path, names: list[str], runs: int, batch_size: i
 
     On a shared VM the speed changes within seconds (OpenVINO calls here are bimodal, 1.5–2×
     apart for the same IR); timing the engines in turn gives each the same conditions, so these
-    ratios are the ones to quote. Leave ONNX Runtime out: its thread pool keeps spinning after
-    a call and would slow whichever engine runs next.
+    ratios are the ones to quote. (ONNX Runtime's workers used to spin after each call and slow
+    the engine timed next; ``ORTModule`` now turns spinning off.)
     """
     from efficientbioai.engines.factory import create_engine
     from efficientbioai.parsers.base import create_parser

@@ -406,8 +406,9 @@ class _CoreConfig(Section):
         for v in (self.engine.variant, self.deployed_variant):
             if v not in out:
                 out.append(v)
-        if self.deploy.select == "fastest" and "openvino:fp32" not in out:
-            out.append("openvino:fp32")  # the floor: compress never deploys a variant slower than it
+        floor = "openvino:fp32" + (":pruned" if self.prune.enabled else "")
+        if self.deploy.select == "fastest" and floor not in out:
+            out.append(floor)  # compress never deploys a variant slower than it
         if not self.prune.enabled and any(split_variant(v)[2] for v in out):
             raise ConfigError("report.compare lists pruned variants but prune.enabled is false")
         return out

@@ -77,6 +77,9 @@ def run_inference(
         samples = list(task.samples())
         if not samples:
             raise InputError("no images to run: set inference.input or data.evaluation")
+        began = time.perf_counter()
+        task.warm_up()  # one-time start-up (e.g. cellpose's numba JIT), charged to no variant
+        startup_s = time.perf_counter() - began
         lat_cfg, energy_cfg = config.report.latency, config.report.energy
         example = task.example_batch(samples[0], lat_cfg.batch_size or config.inference.batch_size)
         reference_outputs: list[np.ndarray] | None = None
@@ -161,6 +164,7 @@ def run_inference(
             "accuracy_budget": {"terms": [str(t) for t in budget], "outside": outside},
             "selection": _selection(exp),
             "roofline": cached_ceilings(),
+            "startup_s": round(startup_s, 2),
         }
         write_report(report, exp)
         write_html_report(report, exp, previews, task.preview_kind)

@@ -37,6 +37,9 @@ class ORTModule(BaseInfer):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             options.intra_op_num_threads = threads
+        # ORT's workers spin after each call by default and slow whatever runs next on the CPU
+        # (another engine timed round-robin, the runtime's post-processing); let them sleep.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = providers or ["CPUExecutionProvider"]
         try:
             self.session = ort.InferenceSession(

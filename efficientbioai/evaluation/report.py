@@ -97,6 +97,8 @@ def notes(report: dict) -> list[str]:
         f"Throughput and energy: {first.get('units', float('nan')):g} whole {report.get('unit', 'images')} end to end "
         f"(tiling, pre- and post-processing included); energy by CodeCarbon, method: "
         f"{first.get('energy_method', '?')}.",
+        f"One-time start-up of the task's own processing ({report.get('startup_s', 0):.1f} s: JIT compilation, "
+        "imports) ran before any timing; each variant is warmed up at the tile size before it is timed.",
         f"Model: {model.get('parameters', 0):,} parameters, "
         f"{model.get('flops_per_tile', 0) / 1e9:.2f} GFLOPs per tile.",
         "Metric columns score against ground truth; 'vs fp32' against the torch fp32 output on the same input.",

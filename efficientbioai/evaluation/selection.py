@@ -146,14 +146,19 @@ def choose(config: Config, rows: list[dict], terms) -> dict:
 
 
 def _slower_than_floor(rows: dict, variant: str) -> bool:
-    floor = rows.get(FLOOR) or rows.get(f"{FLOOR}:pruned")
+    floor = _floor(rows)
     return floor is not None and rows[variant]["latency"]["median_ms"] > floor["latency"]["median_ms"]
+
+
+def _floor(rows: dict) -> dict | None:
+    """The openvino:fp32 row (pruned when the candidates are)."""
+    return rows.get(FLOOR) or rows.get(f"{FLOOR}:pruned")
 
 
 def _reason(config: Config, rows: dict, chosen: str, terms, scored: bool, configured: str) -> str:
     ms = rows[chosen]["latency"]["median_ms"]
-    floor = rows.get(FLOOR)
-    vs = f"; {FLOOR} {floor['latency']['median_ms']:.1f} ms" if floor is not None and chosen != FLOOR else ""
+    floor = _floor(rows)
+    vs = f"; {floor['variant']} {floor['latency']['median_ms']:.1f} ms" if floor and floor["variant"] != chosen else ""
     outside = [f"{v} ({_worst(r)})" for v, r in rows.items() if not r.get("budget", {}).get("within", True)]
     out = f"; outside the budget: {', '.join(outside)}" if outside else ""
     where = "on the validation split" if scored else "(not scored: no validation data, so only fp32 variants)"

@@ -81,3 +81,16 @@ def test_average_precision_cases():
     assert ap["objects"] == 3
     empty = np.zeros((8, 8), int)
     assert average_precision(empty, empty)["ap50"] == 1.0
+
+
+def test_warm_up_runs_the_dynamics_through_to_masks():
+    """The numba JIT of cellpose's dynamics is paid once, before any variant is timed: the warm-up
+    must take the whole mask path (two disks in, two masks out)."""
+    from efficientbioai.config import load_config
+    from efficientbioai.parsers.base import create_parser
+    from efficientbioai.registry import TASKS
+
+    config = load_config("configs/cellpose_nuclei.yaml")
+    parser = create_parser(config)
+    masks = TASKS.get(parser.task_name)(config, parser).warm_up()
+    assert masks.max() == 2 and (masks == 1).sum() > 100 and (masks == 2).sum() > 100

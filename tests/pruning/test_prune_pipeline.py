@@ -58,6 +58,7 @@ def test_report_compares_all_variants(pruned_report):
         "torch:fp32:pruned",
         "onnxruntime:int8:pruned",
         "openvino:int8:pruned",
+        "openvino:fp32:pruned",  # the floor of the deployment choice
     }
     assert report["deployed"] == "openvino:int8:pruned"
     # the pruned model still denoises: close to its own fp32 after int8
