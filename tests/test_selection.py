@@ -124,6 +124,7 @@ def test_compress_deploys_the_measured_choice_and_the_report_says_why(tiny_check
     assert main(["infer", "--config", str(exp / "deploy.yaml")]) == 0
     report = json.loads((exp / "report.json").read_text())
     assert report["deployed"] == fastest and report["selection"]["reason"] == record["reason"]
+    assert report["startup_s"] >= 0 and "One-time start-up" in (exp / "report.md").read_text()
     assert "Deployment: " + record["reason"] in (exp / "report.md").read_text()
 
 
