@@ -41,16 +41,20 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--exp", default=str(ROOT / "out" / "dense_exp"))
     ap.add_argument("--config", default=str(ROOT / "configs" / "dilatedloc_gauss2d.yaml"))
+    ap.add_argument("--split", type=float, help="inference.localization.split for this run (default: the config's)")
     args = ap.parse_args()
     exp = Path(args.exp)
     if not (exp / "deploy.yaml").is_file():
         compress(args.config, exp, overwrite=True)
     config = load_config(exp / "deploy.yaml")
+    if args.split is not None:
+        config.inference.localization.split = args.split
     parser = create_parser(config)
     task = TASKS.get(parser.task_name)(config, parser)
     engines = {v: create_engine(v, config, parser) for v in ("torch:fp32", "openvino:int8")}
     t = Table(
-        title=f"2D DilatedLoc on filament-bound emitters, {args.frames} frames each, {describe_machine(machine())}"
+        title=f"2D DilatedLoc on filament-bound emitters, {args.frames} frames each, split "
+        f"{config.inference.localization.split:g}, {describe_machine(machine())}"
     )
     for h in ("emitters/µm²", "variant", "recall", "precision", "Jaccard", "RMSE xy nm"):
         t.add_column(h, justify="right")

@@ -98,11 +98,11 @@ class SimulationSection(Section):
         return self
 
     def for_test(self) -> SimulationSection:
-        """This microscope with the test set's sample (density, photons, background)."""
+        """This microscope with the test set's sample (density, photons, background; emitters
+        placed uniformly: ``filament_fraction`` shapes training data only)."""
         t = self.test
-        return self.model_copy(
-            update={"density_per_um2": t.density_per_um2, "photons": t.photons, "background": t.background}
-        )
+        update = {"density_per_um2": t.density_per_um2, "photons": t.photons, "background": t.background}
+        return self.model_copy(update={**update, "filament_fraction": 0.0})
 
     def sampler(self, density: float) -> EmitterSampler:
         return EmitterSampler(density, tuple(self.photons), tuple(self.z_range_nm), self.margin_px)
