@@ -20,6 +20,7 @@ from efficientbioai.deepstorm.loss import deepstorm_loss
 from efficientbioai.deepstorm.reconstruction_metrics import reconstruction_scores, truth_image
 from efficientbioai.deepstorm.settings import DeepSTORMSection
 from efficientbioai.deepstorm.stack import frame_batches
+from efficientbioai.models.distillation import Distiller
 from efficientbioai.terminal import bar as progress_bar
 
 log = logging.getLogger(__name__)
@@ -94,34 +95,45 @@ def fine_tune_deepstorm(
     model: torch.nn.Module,
     sim,
     spec: DeepSTORMSection,
-    steps: int,
-    lr: float,
-    batch_size: int,
-    eval_every: int,
+    settings,
+    teacher: torch.nn.Module | None = None,
     validation_frames: int = 32,
 ) -> list[dict]:
     """Continue training a (pruned) deployed Deep-STORM model on freshly simulated patches with
-    its own loss; returns the curve: training and validation loss, NMSE and PSNR of a summed
-    validation filament stack every ``eval_every`` steps.
+    its own loss plus, with a ``teacher`` (the unpruned model), distillation of its output and
+    features (``settings``: a :class:`~efficientbioai.config.FineTuneSection`); returns the
+    curve: training and validation loss, NMSE and PSNR of a summed validation filament stack
+    every ``settings.eval_every`` steps.
 
     The deployed model clips (and may sum frames) in its graph; the loss needs the linear
-    per-frame output, so both are switched off while training and restored afterwards. The
-    normalisation buffers are those of the original training set and stay as they are.
+    per-frame output, so both are switched off while training (in the teacher too) and restored
+    afterwards. The normalisation buffers are those of the original training set and stay.
     """
-    flags = model.sum_frames, model.clip
-    model.sum_frames, model.clip = False, False
+    steps, batch_size, eval_every = settings.steps, settings.batch_size, settings.eval_every
+    nets = [m for m in (model, teacher) if m is not None]
+    flags = [(m.sum_frames, m.clip) for m in nets]
+    for m in nets:
+        m.sum_frames, m.clip = False, False
+    distiller = None
     try:
         pool = simulate_patches(sim, spec, min(spec.patches, steps * batch_size), SEEDS["train"] + 7_000_000)
         validation = ValidationSet.simulate(sim, spec, validation_frames, model.upsample)
         curve = [validation.point(model, spec, 0, None)]
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
         rng = np.random.default_rng(7)
+        if teacher is not None:
+            example = patch_batch(model, pool, [0], spec)[0]
+            distiller = Distiller(model, teacher, example, settings.distill_outputs, settings.distill_features)
+        extra = list(distiller.parameters()) if distiller is not None else []
+        opt = torch.optim.Adam([*model.parameters(), *extra], lr=settings.lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
         bar = progress_bar(range(steps), desc="fine-tuning Deep-STORM", mininterval=2.0)
         for step in bar:
             model.train()
             x, y, size = patch_batch(model, pool, rng.choice(len(pool), batch_size, replace=False), spec)
-            loss, _ = deepstorm_loss(model(x)[..., :size, :size], y, spec.target_sigma_px, spec.l1_weight)
+            out = model(x)
+            loss, _ = deepstorm_loss(out[..., :size, :size], y, spec.target_sigma_px, spec.l1_weight)
+            if distiller is not None:
+                loss = loss + distiller.loss(x, out)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -130,6 +142,9 @@ def fine_tune_deepstorm(
                 curve.append(validation.point(model, spec, step + 1, float(loss)))
                 bar.set_postfix(nmse=curve[-1]["nmse"], psnr=curve[-1]["psnr"])
     finally:
-        model.sum_frames, model.clip = flags
+        if distiller is not None:
+            distiller.close()
+        for m, (sums, clips) in zip(nets, flags):
+            m.sum_frames, m.clip = sums, clips
         model.eval()
     return curve

@@ -133,9 +133,7 @@ class DeepSTORMParser(BaseParser):
     def fine_tune(self, model: nn.Module, reference: nn.Module, settings) -> dict:
         """After pruning: more Deep-STORM training on simulated patches (its own loss)."""
 
-        curve = fine_tune_deepstorm(
-            model, self.simulation, self.settings, settings.steps, settings.lr, settings.batch_size, settings.eval_every
-        )
+        curve = fine_tune_deepstorm(model, self.simulation, self.settings, settings, reference)
         return tuning_record("deepstorm training (simulated patches)", settings, curve)
 
     def calibration_inputs(self) -> Iterator[np.ndarray]:
