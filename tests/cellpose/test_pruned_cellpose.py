@@ -43,5 +43,5 @@ def test_pruned_cpnet_chain(tmp_path):
     assert pruning["fine_tune"]["mode"].startswith("cellpose train_seg") and pruning["fine_tune"]["curve"]
     assert "net.output.2" in pruning["protected"]
     rows = {r["variant"]: r for r in run_inference(deploy)["variants"]}
-    assert set(rows) == {"torch:fp32", "openvino:int8", "openvino:int8:pruned"}
+    assert set(rows) == {"torch:fp32", "openvino:int8", "openvino:int8:pruned", "openvino:fp32:pruned"}  # + the floor
     assert "ap50" in rows["openvino:int8:pruned"]["vs_fp32"]
