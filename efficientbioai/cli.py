@@ -205,6 +205,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
         table.add_column(name, justify="left" if name == "candidate" else "right", no_wrap=True)
     ref = rows[0]["latency"]["median_ms"]
     for r in rows:
+        if "error" in r:
+            table.add_row(r["variant"], "cannot run here", "–", *["–"] * len(metrics), "–", style="dim")
+            continue
         scores = r.get("scores", {})
         within = "reference" if r is rows[0] else ("yes" if r.get("budget", {}).get("within") else "no")
         cells = [f"{scores[m]:.4g}" if m in scores else "–" for m in metrics]

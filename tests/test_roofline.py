@@ -49,3 +49,11 @@ def test_reports_show_achieved_gflops_and_the_share_of_the_ceiling(tiny_report):
     assert f"{row['variant']} {gflops:.1f} ({gflops:.0f} %)" in lines[0]
     assert "int8 cannot make a model faster here" in lines[1]
     assert "efficientbioai machine" in roofline.achieved(report, None)[1]  # no ceilings yet: how to get them
+
+
+def test_a_variant_above_the_cached_ceiling_asks_for_a_fresh_measurement(tiny_report):
+    report = json.loads(json.dumps(tiny_report))
+    fast = roofline.achieved(report, {"ceilings_gflops": {"fp32": 1e-6, "int8": 1e-6}})
+    assert "ran above the cached ceiling" in fast[-1] and "--refresh" in fast[-1]
+    slow = roofline.achieved(report, {"ceilings_gflops": {"fp32": 1e9, "int8": 1e9}})
+    assert not any("above the cached ceiling" in line for line in slow)

@@ -12,7 +12,7 @@ import yaml
 from efficientbioai.budget import BudgetTerm, check_budget, parse_budget
 from efficientbioai.cli import main
 from efficientbioai.config import load_config, parse_config
-from efficientbioai.errors import ConfigError
+from efficientbioai.errors import ConfigError, InputError
 from efficientbioai.evaluation.accuracy_budget import budget_terms
 from efficientbioai.evaluation.selection import choose
 from efficientbioai.parsers.base import create_parser
@@ -140,3 +140,15 @@ def test_validation_stacks_are_not_the_evaluation_stacks():
     (evaluation,), (validation,) = list(task.samples()), list(task.validation_samples())
     assert evaluation.image.shape == validation.image.shape
     assert not (evaluation.image == validation.image).all()
+
+
+def test_a_variant_this_machine_cannot_run_is_left_out_and_named():
+    rows = [_row("torch:fp32", 50.0, 0.9), _row("openvino:fp32", 20.0, 0.9)]
+    rows.append({"variant": "openvino:bf16", "precision": "bf16", "error": "Convolution node is not initialized"})
+    record = choose(parse_config(TINY), rows, parse_budget({"pearson": -0.005}))
+    assert record["chosen"] == "openvino:fp32"
+    assert "Could not run here: openvino:bf16 (Convolution node is not initialized)" in record["reason"]
+    bf16 = {"engine": {"name": "openvino", "precision": "bf16"}, "deploy": {"select": "engine"}}
+    configured = parse_config({**TINY, **bf16})
+    with pytest.raises(InputError, match="openvino:bf16 cannot run on this machine"):
+        choose(configured, rows, parse_budget({"pearson": -0.005}))

@@ -34,8 +34,10 @@ def test_tune_builds_measures_and_deploys_the_fastest_within_budget(tiny_checkpo
     assert main(args + ["--prune-ratios", "0.5"]) == 0
     record = json.loads((exp / "tuning.json").read_text())
     assert set(record["groups"]["built"]) == {"engines", "keep-float", "pruned-0.5"}
-    rows = {r["variant"]: r for r in record["candidates"]}
-    assert {"torch:fp32", "openvino:fp32", "openvino:bf16", "onnxruntime:int8"} <= set(rows)
+    assert {"torch:fp32", "openvino:fp32", "openvino:bf16", "onnxruntime:int8"} <= {
+        r["variant"] for r in record["candidates"]
+    }
+    rows = {r["variant"]: r for r in record["candidates"] if "error" not in r}  # bf16 cannot run under an AVX2 cap
     assert {"openvino:int8 [keep-float]", "openvino:int8:pruned [pruned-0.5]"} <= set(rows)
     within = [v for v, r in rows.items() if r.get("budget", {"within": True})["within"]]
     chosen = min(within, key=lambda v: rows[v]["latency"]["median_ms"])

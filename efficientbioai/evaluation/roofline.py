@@ -133,7 +133,7 @@ def achieved(report: dict, roofline: dict | None) -> list[str]:
     if not flops:
         return []
     c = (roofline or {}).get("ceilings_gflops", {})
-    parts = []
+    parts, above = [], []
     for r in report["variants"]:
         if r["variant"].endswith(":pruned"):
             continue  # fewer FLOPs than the model's; not counted here
@@ -142,6 +142,8 @@ def achieved(report: dict, roofline: dict | None) -> list[str]:
         precision = r["variant"].split(":")[1]
         ceiling = c.get("int8" if precision == "int8" else "bf16" if precision == "bf16" else "fp32")
         parts.append(f"{r['variant']} {gflops:.1f}" + (f" ({100 * gflops / ceiling:.0f} %)" if ceiling else ""))
+        if ceiling and gflops > 1.1 * ceiling:
+            above.append(r["variant"])
     line = "Achieved GFLOP/s" + (" (share of this CPU's ceiling for the precision)" if c else "") + ": "
     out = [line + ", ".join(parts) + "."]
     if c:
@@ -149,6 +151,11 @@ def achieved(report: dict, roofline: dict | None) -> list[str]:
             "Ceilings (efficientbioai machine): "
             + ", ".join(f"{p} {v:.0f}" for p, v in c.items())
             + f" GFLOP/s; {verdict(roofline)}."
+        )
+    if above:  # a single cached measurement on a shared machine can be far too low
+        out.append(
+            f"{', '.join(above)} ran above the cached ceiling: it was measured on a busier machine; "
+            "run `efficientbioai machine --refresh` on an idle one."
         )
     else:
         out.append("Run `efficientbioai machine` once to measure this CPU's ceilings and see the share of them.")

@@ -69,23 +69,30 @@ def select_deployment(exp: Path) -> dict:
 def measure_candidates(task: Task, candidates: list[Candidate], protocol: LatencySection) -> list[dict]:
     """One row per candidate (the first is the fp32 reference): ``variant`` (its label),
     ``precision``, ``latency`` (round-robin) and ``scores`` on the validation split, against its
-    ground truth, else against the fp32 output (``scored_against`` says which)."""
+    ground truth, else against the fp32 output (``scored_against`` says which). A candidate this
+    machine cannot run gets a row with its ``error`` instead, after the measured ones."""
     try:
         samples = list(task.validation_samples())
     except (ConfigError, InputError) as exc:  # no validation data: only fp32 variants are safe
         samples, missing = [], str(exc)
-    engines = {c.label: create_engine(c.variant, c.config, c.parser) for c in candidates}
+    example = _example(task, task.config, samples)
+    engines, broken = _start_engines(candidates, example)
     try:
-        example = _example(task, task.config, samples)
         latency = round_robin_latency(engines, example, protocol.warmup, protocol.runs)
         rows = [
             {"variant": c.label, "precision": split_variant(c.variant)[1], "latency": latency[c.label].as_dict()}
             for c in candidates
+            if c.label in engines
+        ]
+        rows_broken = [
+            {"variant": c.label, "precision": split_variant(c.variant)[1], "error": broken[c.label]}
+            for c in candidates
+            if c.label in broken
         ]
         if not samples:
             for row in rows:
                 row["scored_against"] = f"nothing: no validation data ({missing})"
-            return rows
+            return rows + rows_broken
         reference = [task.predict(engines[candidates[0].label], sample) for sample in samples]
         truth = all(sample.target is not None for sample in samples)
         for i, row in enumerate(rows):
@@ -94,10 +101,30 @@ def measure_candidates(task: Task, candidates: list[Candidate], protocol: Latenc
             targets = [x.target for x in samples] if truth else reference
             row["scores"] = _mean([task.score(o, t) for o, t in zip(outputs, targets)])
             row["scored_against"] = "ground truth" if truth else "the torch fp32 output (no validation targets)"
-        return rows
+        return rows + rows_broken
     finally:
         for engine in engines.values():
             engine.release()
+
+
+def _start_engines(candidates: list[Candidate], example: np.ndarray) -> tuple[dict, dict[str, str]]:
+    """Each candidate's engine, tried once on ``example``; those this machine cannot run (a
+    precision whose kernels it lacks, e.g. OpenVINO bf16 under an AVX2 cap) by label → error.
+    The fp32 reference must run."""
+    engines, broken = {}, {}
+    for i, c in enumerate(candidates):
+        try:
+            engine = create_engine(c.variant, c.config, c.parser)
+            engine(example)
+        except Exception as exc:  # noqa: BLE001 - recorded in selection.json and the reason
+            if i == 0:
+                raise
+            lines = [line for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+            broken[c.label] = lines[-1].strip()
+            log.warning("deployment: %s cannot run on this machine: %s", c.label, broken[c.label])
+            continue
+        engines[c.label] = engine
+    return engines, broken
 
 
 def _example(task: Task, config: Config, samples: list[Sample]) -> np.ndarray:
@@ -113,6 +140,14 @@ def _mean(scores: list[dict[str, float]]) -> dict[str, float]:
 
 def choose(config: Config, rows: list[dict], terms) -> dict:
     """The deployment decision for measured ``rows`` (see the module docstring)."""
+    broken = {r["variant"]: r["error"] for r in rows if "error" in r}
+    everything, rows = rows, [r for r in rows if "error" not in r]
+    configured = config.deployed_variant
+    if config.deploy.select == "engine" and configured in broken:
+        raise InputError(
+            f"the configured engine {configured} cannot run on this machine ({broken[configured]}); "
+            "set another engine.name/precision or deploy.select: fastest"
+        )
     by_name = {r["variant"]: r for r in rows}
     fp32 = rows[0].get("scores")  # the first row is the fp32 reference
     for row in rows[1:]:
@@ -130,6 +165,8 @@ def choose(config: Config, rows: list[dict], terms) -> dict:
     fastest = min(eligible, key=lambda r: r["latency"]["median_ms"])["variant"]
     chosen = fastest if config.deploy.select == "fastest" else configured
     reason = _reason(config, by_name, chosen, terms, scored, configured)
+    if broken:
+        reason += f" Could not run here: {', '.join(f'{v} ({e})' for v, e in broken.items())}."
     outside = [r["variant"] for r in rows if not r.get("budget", {}).get("within", True)]
     if chosen in outside or _slower_than_floor(by_name, chosen):
         log.warning("deployment: %s", reason)
@@ -141,7 +178,7 @@ def choose(config: Config, rows: list[dict], terms) -> dict:
         "reason": reason,
         "outside_budget": outside,
         "protocol": {**config.deploy.latency.model_dump(), "order": "round-robin", "statistic": "median"},
-        "candidates": rows,
+        "candidates": everything,
     }
 
 
@@ -178,14 +215,16 @@ def _worst(row: dict) -> str:
     return ", ".join(f"{t['metric']} {t['value']:.4g} vs fp32 {t['fp32']:.4g}" for t in bad)
 
 
-def set_deployed(deploy_yaml: Path, variant: str) -> None:
+def set_deployed(deploy_yaml: Path, variant: str, unusable: tuple[str, ...] = ()) -> None:
     """Rewrite ``deploy.yaml``'s ``engine.name``/``precision`` to ``variant`` (atomically),
-    keeping its header comment."""
+    keeping its header comment; ``unusable`` variants (this machine cannot run them) leave
+    ``report.compare``."""
     text = deploy_yaml.read_text()
     header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
     data = yaml.safe_load(text)
     name, precision, _ = split_variant(variant)
     data["engine"]["name"], data["engine"]["precision"] = name, precision
+    data["report"]["compare"] = [v for v in data["report"]["compare"] if v not in unusable]
     tmp = deploy_yaml.with_name(".deploy.yaml.partial")
     tmp.write_text(header + yaml.safe_dump(data, sort_keys=False))
     tmp.replace(deploy_yaml)

@@ -170,8 +170,9 @@ def _measure_and_choose(config: Config, task: Task, work: Path, state: dict) -> 
     if not candidates:
         raise InputError(f"tune built no candidate in time ({state['failed'] or 'no group finished'})")
     rows = measure_candidates(task, candidates, config.report.latency)
-    for row, c, name in zip(rows, candidates, group_of):
-        row["group"], row["artefact_variant"] = name, c.variant
+    origin = {c.label: (c.variant, name) for c, name in zip(candidates, group_of)}
+    for row in rows:
+        row["artefact_variant"], row["group"] = origin[row["variant"]]
     terms = budget_terms(config, task)
     choice_config = config.model_copy(deep=True)
     choice_config.deploy.select = "fastest"
@@ -191,7 +192,8 @@ def _publish(work: Path, exp_path: Path, record: dict) -> None:
     if staging.exists():
         shutil.rmtree(staging)
     shutil.copytree(work / row["group"], staging)
-    set_deployed(staging / "deploy.yaml", row["artefact_variant"])
+    broken = tuple(r["artefact_variant"] for r in record["candidates"] if "error" in r and r["group"] == row["group"])
+    set_deployed(staging / "deploy.yaml", row["artefact_variant"], broken)
     record["reason"] = record["reason"].replace(" (configured: ", " (first configured: ")
     write_json(staging / "selection.json", record)
     write_json(staging / "tuning.json", record)
@@ -204,6 +206,7 @@ def _publish(work: Path, exp_path: Path, record: dict) -> None:
 def _pareto(record: dict, path: Path) -> Path:
     rows = record["candidates"]
     primary = record["budget"][0].split(" ")[0]
+    rows = [r for r in rows if "latency" in r]  # not those this machine could not run
     points = [(r["variant"], r["latency"]["median_ms"], r.get("scores", {}).get(primary)) for r in rows]
     limit = None
     first = rows[0].get("scores", {})
