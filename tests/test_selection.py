@@ -152,3 +152,19 @@ def test_a_variant_this_machine_cannot_run_is_left_out_and_named():
     configured = parse_config({**TINY, **bf16})
     with pytest.raises(InputError, match="openvino:bf16 cannot run on this machine"):
         choose(configured, rows, parse_budget({"pearson": -0.005}))
+
+
+def test_a_pruned_experiment_never_deploys_the_unpruned_reference():
+    """Deep-STORM pruned by half: both pruned variants outside the NMSE budget. The configured
+    pruned variant stays, and the reason and a warning say it is outside the budget."""
+    rows = [
+        _row("torch:fp32", 72.0, None),
+        _row("openvino:fp32:pruned", 20.0, None),
+        _row("openvino:int8:pruned", 12.0, None),
+    ]
+    for row, nmse in zip(rows, (9.5, 12.8, 12.5)):
+        row["scores"] = {"nmse": nmse}
+    config = parse_config({**TINY, "prune": {"enabled": True}})
+    record = choose(config, rows, parse_budget({"nmse": 1.0}))
+    assert record["chosen"] == "openvino:int8:pruned" == config.deployed_variant
+    assert record["reason"].startswith("no candidate is within the budget (nmse +1)")

@@ -159,16 +159,23 @@ def choose(config: Config, rows: list[dict], terms) -> dict:
         r
         for r in rows
         if (r.get("budget", {}).get("within", True) if scored else r.get("precision", "fp32") == "fp32")
-        or (not scored and r["variant"] == config.deployed_variant)
+        or (not scored and r["variant"] == configured)
     ]
-    configured = config.deployed_variant
-    fastest = min(eligible, key=lambda r: r["latency"]["median_ms"])["variant"]
-    chosen = fastest if config.deploy.select == "fastest" else configured
+    if config.prune.enabled:  # the unpruned fp32 reference is not a deployment of a pruned experiment
+        eligible = [r for r in eligible if r["variant"].endswith(":pruned")]
+    fastest = min(eligible, key=lambda r: r["latency"]["median_ms"])["variant"] if eligible else None
+    chosen = fastest if config.deploy.select == "fastest" and fastest else configured
     reason = _reason(config, by_name, chosen, terms, scored, configured)
+    if fastest is None:
+        reason = (
+            f"no candidate is within the budget ({describe_budget(terms)}) on the validation split, so the "
+            f"configured {configured} is deployed, outside it; lower prune.ratio, fine-tune longer, "
+            f"raise deploy.budget or deploy another engine. {reason}"
+        )
     if broken:
         reason += f" Could not run here: {', '.join(f'{v} ({e})' for v, e in broken.items())}."
     outside = [r["variant"] for r in rows if not r.get("budget", {}).get("within", True)]
-    if chosen in outside or _slower_than_floor(by_name, chosen):
+    if chosen in outside or fastest is None or _slower_than_floor(by_name, chosen):
         log.warning("deployment: %s", reason)
     return {
         "select": config.deploy.select,
