@@ -12,10 +12,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 from rich.table import Table
 
 from efficientbioai.config import Config, dump_config, load_config
@@ -47,6 +45,7 @@ def interleaved_latency(deploy: Path, names: list[str], runs: int, batch_size: i
     the engine timed next; ``ORTModule`` now turns spinning off.)
     """
     from efficientbioai.engines.factory import create_engine
+    from efficientbioai.evaluation.measure import round_robin_latency
     from efficientbioai.parsers.base import create_parser
     from efficientbioai.registry import TASKS
 
@@ -55,16 +54,8 @@ def interleaved_latency(deploy: Path, names: list[str], runs: int, batch_size: i
     task = TASKS.get(parser.task_name)(cfg, parser)
     x = task.example_batch(next(iter(task.samples())), batch_size)
     engines = {n: create_engine(n, cfg, parser) for n in names}
-    for engine in engines.values():
-        engine.warmup(x, 5)
-    times: dict[str, list[float]] = {n: [] for n in names}
-    for _ in range(runs):
-        for n, engine in engines.items():
-            start = time.perf_counter()
-            engine(x)
-            engine.sync()
-            times[n].append(time.perf_counter() - start)
-    med = {n: float(np.median(t)) for n, t in times.items()}
+    lat = round_robin_latency(engines, x, warmup=5, runs=runs)
+    med = {n: lat[n].median_ms / 1000 for n in names}
     ref = names[0]
     t = Table(title="interleaved latency (engines timed in turn, same load)")
     for h in ["variant", "ms/frame", "p90", f"× {ref}", "frames/s"]:
@@ -73,7 +64,7 @@ def interleaved_latency(deploy: Path, names: list[str], runs: int, batch_size: i
         t.add_row(
             n,
             f"{1000 * med[n] / batch_size:.2f}",
-            f"{1000 * float(np.percentile(times[n], 90)) / batch_size:.2f}",
+            f"{lat[n].p90_ms / batch_size:.2f}",
             f"{med[ref] / med[n]:.2f}",
             f"{batch_size / med[n]:.1f}",
         )

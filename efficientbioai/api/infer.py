@@ -20,7 +20,7 @@ from efficientbioai.engines.factory import create_engine
 from efficientbioai.errors import ArtefactError, InputError
 from efficientbioai.evaluation.accuracy_budget import budget_terms, describe_budget, mark_budget
 from efficientbioai.evaluation.html_report import write_html_report
-from efficientbioai.evaluation.measure import EnergyMeter, measure_latency
+from efficientbioai.evaluation.measure import EnergyMeter, mean_scores, measure_latency
 from efficientbioai.evaluation.report import REFERENCE, Report, write_report
 from efficientbioai.evaluation.roofline import cached_ceilings
 from efficientbioai.integrity import check_artefacts, variant_files
@@ -32,10 +32,6 @@ from efficientbioai.tasks.base import Task
 from efficientbioai.terminal import bar as progress_bar
 
 log = logging.getLogger(__name__)
-
-
-def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
-    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
 
 
 def run_inference(
@@ -120,11 +116,11 @@ def run_inference(
                 previews[variant] = task.preview(outputs[0], samples[0])
                 with_gt = [(o, s.target) for o, s in zip(outputs, samples) if s.target is not None]
                 if with_gt:
-                    row["vs_ground_truth"] = _mean([task.score(o, t) for o, t in with_gt])
+                    row["vs_ground_truth"] = mean_scores([task.score(o, t) for o, t in with_gt])
                 if variant == REFERENCE:
                     reference_outputs = outputs
                 if reference_outputs is not None:
-                    row["vs_fp32"] = _mean([task.score(o, r) for o, r in zip(outputs, reference_outputs)])
+                    row["vs_fp32"] = mean_scores([task.score(o, r) for o, r in zip(outputs, reference_outputs)])
                 if streamer.stats:
                     row["stream"] = _stream_summary(streamer)
                 if folder is not None:  # streamed outputs are written already; the rest now

@@ -84,6 +84,11 @@ def _summary(times: list[float], warmup: int, x: np.ndarray) -> Latency:
     )
 
 
+def mean_scores(scores: list[dict[str, float]]) -> dict[str, float]:
+    """Each metric averaged over samples (``{}`` for none)."""
+    return {k: float(np.mean([s[k] for s in scores])) for k in scores[0]} if scores else {}
+
+
 _METHODS = {
     "intel_rapl": "RAPL",
     "intel_power_gadget": "Intel Power Gadget",

@@ -25,7 +25,7 @@ from efficientbioai.config import Config, LatencySection, load_config, split_var
 from efficientbioai.engines.factory import create_engine
 from efficientbioai.errors import ConfigError, InputError
 from efficientbioai.evaluation.accuracy_budget import budget_terms, describe_budget
-from efficientbioai.evaluation.measure import round_robin_latency
+from efficientbioai.evaluation.measure import mean_scores, round_robin_latency
 from efficientbioai.evaluation.report import REFERENCE
 from efficientbioai.manifest import machine, write_json
 from efficientbioai.parsers.base import BaseParser, Sample, create_parser
@@ -99,7 +99,7 @@ def measure_candidates(task: Task, candidates: list[Candidate], protocol: Latenc
             engine = engines[row["variant"]]
             outputs = reference if i == 0 else [task.predict(engine, x) for x in samples]
             targets = [x.target for x in samples] if truth else reference
-            row["scores"] = _mean([task.score(o, t) for o, t in zip(outputs, targets)])
+            row["scores"] = mean_scores([task.score(o, t) for o, t in zip(outputs, targets)])
             row["scored_against"] = "ground truth" if truth else "the torch fp32 output (no validation targets)"
         return rows + rows_broken
     finally:
@@ -132,10 +132,6 @@ def _example(task: Task, config: Config, samples: list[Sample]) -> np.ndarray:
     if samples:
         return task.example_batch(samples[0], batch)
     return np.repeat(task.parser.example_input().numpy(), batch, axis=0)
-
-
-def _mean(scores: list[dict[str, float]]) -> dict[str, float]:
-    return {k: float(np.mean([s[k] for s in scores])) for k in scores[0]}
 
 
 def choose(config: Config, rows: list[dict], terms) -> dict:

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from efficientbioai.compression.build_experiment import compress
-from efficientbioai.config import Config, load_config, split_variant
+from efficientbioai.config import PRECISIONS, Config, load_config, split_variant
 from efficientbioai.errors import ConfigError, InputError
 from efficientbioai.evaluation.accuracy_budget import LOWER_IS_BETTER, budget_terms
 from efficientbioai.evaluation.html_report import pareto_png
@@ -44,7 +44,8 @@ from efficientbioai.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
-CPU_VARIANTS = ["torch:fp32", "onnxruntime:fp32", "onnxruntime:int8", "openvino:fp32", "openvino:bf16", "openvino:int8"]
+#: Every engine:precision pair that runs on a CPU (TensorRT needs a GPU: :func:`_gpu_variants`).
+CPU_VARIANTS = [f"{e}:{p}" for e, precisions in PRECISIONS.items() if e != "tensorrt" for p in precisions]
 
 
 def parse_duration(text: str) -> float:
