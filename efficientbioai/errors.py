@@ -27,3 +27,10 @@ class ExportError(EfficientBioAIError):
 
 class ChunkError(EfficientBioAIError):
     """A chunk of a streamed input failed (in a reader, an engine worker or a Dask worker); names the chunk."""
+
+
+def last_line(exc: BaseException) -> str:
+    """The last non-empty line of ``exc``'s message (a backend's own error is often many lines,
+    the cause last), or its type when it has none."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__

@@ -3,6 +3,7 @@ budget on the validation split, never one slower than openvino:fp32, the reason 
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 
@@ -168,3 +169,37 @@ def test_a_pruned_experiment_never_deploys_the_unpruned_reference():
     record = choose(config, rows, parse_budget({"nmse": 1.0}))
     assert record["chosen"] == "openvino:int8:pruned" == config.deployed_variant
     assert record["reason"].startswith("no candidate is within the budget (nmse +1)")
+
+
+def test_infer_leaves_out_a_compared_variant_this_machine_cannot_run(tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    """A deploy.yaml taken to another CPU: a compared variant it cannot run is named and left
+    out; the deployed one, or one asked for by --variants, is one error line."""
+    infer_module = importlib.import_module("efficientbioai.api.infer")  # the package exports infer()
+    data = {**TINY, "model": {**TINY["model"], "checkpoint": str(tiny_checkpoint)}}
+    data["engine"], data["deploy"] = {"name": "openvino", "precision": "fp32"}, {"select": "engine"}
+    data["report"] = {**TINY["report"], "compare": ["torch:fp32", "openvino:fp32", "openvino:int8"]}
+    exp = tmp_path / "exp"
+    assert main(["compress", "--config", str(write_config(tmp_path, data)), "--exp_path", str(exp)]) == 0
+    real = infer_module.create_engine
+
+    def create_engine(variant, config, parser):
+        if variant in broken:
+            raise RuntimeError(f"Exception from src/inference.cpp:\nCheck failed\n{variant} node is not initialized")
+        return real(variant, config, parser)
+
+    monkeypatch.setattr(infer_module, "create_engine", create_engine)
+    broken, deploy = {"openvino:int8"}, str(exp / "deploy.yaml")
+    assert main(["infer", "--config", deploy]) == 0
+    report = json.loads((exp / "report.json").read_text())
+    assert [r["variant"] for r in report["variants"]] == ["torch:fp32", "openvino:fp32"]
+    assert report["skipped"] == {"openvino:int8": "openvino:int8 node is not initialized"}
+    assert "openvino:int8 could not run on this machine" in (exp / "report.md").read_text()
+    capsys.readouterr()
+    assert main(["infer", "--config", deploy, "--variants", "openvino:int8"]) == 2
+    assert "error: openvino:int8 cannot run on this machine" in capsys.readouterr().err
+    broken = {"openvino:fp32"}
+    assert main(["infer", "--config", deploy]) == 2
+    err = capsys.readouterr().err
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert line.startswith("error: openvino:fp32 cannot run") and "run compress on this machine" in line
+    assert "Traceback" not in err

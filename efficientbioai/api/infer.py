@@ -17,7 +17,7 @@ from efficientbioai.api.experiment import Experiment, Images, images_as_files
 from efficientbioai.api.stream import Streamer
 from efficientbioai.config import load_config
 from efficientbioai.engines.factory import create_engine
-from efficientbioai.errors import ArtefactError, InputError
+from efficientbioai.errors import ArtefactError, BackendUnavailableError, InputError, last_line
 from efficientbioai.evaluation.accuracy_budget import budget_terms, describe_budget, mark_budget
 from efficientbioai.evaluation.html_report import write_html_report
 from efficientbioai.evaluation.measure import EnergyMeter, mean_scores, measure_latency
@@ -67,6 +67,7 @@ def run_inference(
     task: Task = TASKS.get(parser.task_name)(config, parser)
     out_dir = Path(output_dir or config.inference.output_dir or exp / "predictions")
     # The fp32 reference always runs first, so every variant is scored against its outputs.
+    required = set(variants or ()) | {REFERENCE, config.deployed_variant}
     variants = [REFERENCE] + [v for v in (variants or config.variants()) if v != REFERENCE]
     check_artefacts(exp, variant_files(config, variants), trust_modified)
     with folder_lock(out_dir, "--output_dir"):
@@ -79,13 +80,29 @@ def run_inference(
         lat_cfg, energy_cfg = config.report.latency, config.report.energy
         example = task.example_batch(samples[0], lat_cfg.batch_size or config.inference.batch_size)
         reference_outputs: list[np.ndarray] | None = None
-        rows, previews = [], {}
+        rows, previews, skipped = [], {}, {}
         streamer = Streamer(config, resume)
         try:
             for variant in variants:
                 log.info("running %s", variant)
-                engine = create_engine(variant, config, parser)
-                latency = measure_latency(engine, example, lat_cfg.warmup, lat_cfg.runs)
+                try:
+                    engine = create_engine(variant, config, parser)
+                    latency = measure_latency(engine, example, lat_cfg.warmup, lat_cfg.runs)
+                except (ArtefactError, InputError):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a variant this machine cannot run
+                    if variant in required:
+                        fix = (
+                            "run compress on this machine to deploy one that runs here"
+                            if variant == config.deployed_variant
+                            else "leave it out of --variants"
+                        )
+                        raise BackendUnavailableError(
+                            f"{variant} cannot run on this machine ({last_line(exc)}); {fix}"
+                        ) from exc
+                    skipped[variant] = last_line(exc)
+                    log.warning("%s cannot run on this machine, left out of the report: %s", variant, skipped[variant])
+                    continue
                 write = config.report.write_outputs
                 folder = None
                 if write == "all" or (write == "deploy" and variant == config.deployed_variant):
@@ -161,6 +178,7 @@ def run_inference(
             "selection": _selection(exp),
             "roofline": cached_ceilings(),
             "startup_s": round(startup_s, 2),
+            "skipped": skipped,
         }
         write_report(report, exp)
         write_html_report(report, exp, previews, task.preview_kind)

@@ -23,7 +23,7 @@ import yaml
 from efficientbioai.budget import check_budget
 from efficientbioai.config import Config, LatencySection, load_config, split_variant
 from efficientbioai.engines.factory import create_engine
-from efficientbioai.errors import ConfigError, InputError
+from efficientbioai.errors import ConfigError, InputError, last_line
 from efficientbioai.evaluation.accuracy_budget import budget_terms, describe_budget
 from efficientbioai.evaluation.measure import mean_scores, round_robin_latency
 from efficientbioai.evaluation.report import REFERENCE
@@ -119,8 +119,7 @@ def _start_engines(candidates: list[Candidate], example: np.ndarray) -> tuple[di
         except Exception as exc:  # noqa: BLE001 - recorded in selection.json and the reason
             if i == 0:
                 raise
-            lines = [line for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
-            broken[c.label] = lines[-1].strip()
+            broken[c.label] = last_line(exc)
             log.warning("deployment: %s cannot run on this machine: %s", c.label, broken[c.label])
             continue
         engines[c.label] = engine
