@@ -109,7 +109,8 @@ def notes(report: dict) -> list[str]:
             "(0.1–99.9 % → 0–1), prediction affinely fitted to it by least squares, data range 1; "
             "raw values (own units, the reference's max − min as range) as psnr_raw/ssim_raw in report.json."
         )
-    out += [f"{v} could not run on this machine and is left out: {why}." for v, why in report.get("skipped", {}).items()]
+    skipped = report.get("skipped", {})
+    out += [f"{v} could not run on this machine and is left out: {why}." for v, why in skipped.items()]
     out += achieved(report, report.get("roofline"))
     threads = {str(r["engine"].get("threads")) for r in rows}
     out.append(f"Threads: {', '.join(sorted(threads))}.")
