@@ -121,6 +121,13 @@ class PruneSection(Section):
     library: str = Field("torch_pruning", description="torch_pruning, nni, or 'package.module:Class'")
     importance: Literal["l1", "l2", "fpgm", "taylor"] = "l1"
     ratio: float = Field(0.5, ge=0.0, lt=0.95, description="fraction of channels removed per layer (uniform)")
+    flops_reduction: float | None = Field(
+        None,
+        gt=1,
+        le=100,
+        description="instead of ratio: the smallest ratio (0.05 steps) whose FLOPs per tile "
+        "are this many times fewer, e.g. 2.0",
+    )
     scope: Literal["uniform", "global"] = Field("uniform", description="global ranks channels across layers")
     iterative_steps: int = Field(1, ge=1, le=50, description="prune in this many steps (ratio reached at the end)")
     round_to: int | None = Field(None, ge=1, description="keep channel counts multiples of this (e.g. 8)")

@@ -169,6 +169,7 @@ def test_a_pruned_experiment_never_deploys_the_unpruned_reference():
     record = choose(config, rows, parse_budget({"nmse": 1.0}))
     assert record["chosen"] == "openvino:int8:pruned" == config.deployed_variant
     assert record["reason"].startswith("no candidate is within the budget (nmse +1)")
+    assert "fastest variant" not in record["reason"]  # it is not within the budget
 
 
 def test_infer_leaves_out_a_compared_variant_this_machine_cannot_run(tiny_checkpoint, tmp_path, monkeypatch, capsys):

@@ -91,7 +91,7 @@ class TorchPruner:
         finally:
             fold_affine_norms(model)
         model.zero_grad(set_to_none=True)
-        log.info("pruned %s (%d affine norms handled): %s", type(model).__name__, unfolded, history[-1])
+        log.debug("pruned %s (%d affine norms handled): %s", type(model).__name__, unfolded, history[-1])
         try:
             with torch.no_grad():
                 model(example)

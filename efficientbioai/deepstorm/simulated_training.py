@@ -139,7 +139,7 @@ def fine_tune_deepstorm(
             opt.step()
             sched.step()
             if (step + 1) % eval_every == 0 or step + 1 == steps:
-                curve.append(validation.point(model, spec, step + 1, float(loss)))
+                curve.append(validation.point(model, spec, step + 1, loss.item()))
                 bar.set_postfix(nmse=curve[-1]["nmse"], psnr=curve[-1]["psnr"])
     finally:
         if distiller is not None:

@@ -160,13 +160,7 @@ def choose(config: Config, rows: list[dict], terms) -> dict:
         eligible = [r for r in eligible if r["variant"].endswith(":pruned")]
     fastest = min(eligible, key=lambda r: r["latency"]["median_ms"])["variant"] if eligible else None
     chosen = fastest if config.deploy.select == "fastest" and fastest else configured
-    reason = _reason(config, by_name, chosen, terms, scored, configured)
-    if fastest is None:
-        reason = (
-            f"no candidate is within the budget ({describe_budget(terms)}) on the validation split, so the "
-            f"configured {configured} is deployed, outside it; lower prune.ratio, fine-tune longer, "
-            f"raise deploy.budget or deploy another engine. {reason}"
-        )
+    reason = _reason(config, by_name, chosen, terms, scored, configured, fastest is not None)
     if broken:
         reason += f" Could not run here: {', '.join(f'{v} ({e})' for v, e in broken.items())}."
     outside = [r["variant"] for r in rows if not r.get("budget", {}).get("within", True)]
@@ -194,7 +188,7 @@ def _floor(rows: dict) -> dict | None:
     return rows.get(FLOOR) or rows.get(f"{FLOOR}:pruned")
 
 
-def _reason(config: Config, rows: dict, chosen: str, terms, scored: bool, configured: str) -> str:
+def _reason(config: Config, rows: dict, chosen: str, terms, scored: bool, configured: str, any_within: bool) -> str:
     ms = rows[chosen]["latency"]["median_ms"]
     floor = _floor(rows)
     vs = f"; {floor['variant']} {floor['latency']['median_ms']:.1f} ms" if floor and floor["variant"] != chosen else ""
@@ -205,6 +199,12 @@ def _reason(config: Config, rows: dict, chosen: str, terms, scored: bool, config
         slower = " It is slower than openvino:fp32 here." if _slower_than_floor(rows, chosen) else ""
         over = " It is outside the accuracy budget." if chosen in [o.split(" ")[0] for o in outside] else ""
         return f"{chosen} as configured (deploy.select: engine), {ms:.1f} ms per batch{vs}.{slower}{over}"
+    if not any_within:
+        return (
+            f"no candidate is within the budget ({describe_budget(terms)}) on the validation split, so the "
+            f"configured {configured} is deployed, outside it; lower prune.ratio or prune.flops_reduction, "
+            f"fine-tune longer, raise deploy.budget or deploy another engine. {chosen}: {ms:.1f} ms per batch{vs}{out}."
+        )
     changed = f" (configured: {configured})" if chosen != configured else ""
     return (
         f"{chosen}{changed} is the fastest variant on this machine within the budget "

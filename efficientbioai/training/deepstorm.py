@@ -91,10 +91,10 @@ def train_deepstorm(config: Config | str | Path, resume: bool = False, output: s
         opt.step()
         sched.step()
         if step % 10 == 0:
-            bar.set_postfix(loss=f"{float(loss):.3f}", **{k: f"{v:.3f}" for k, v in parts.items()})
+            bar.set_postfix(loss=f"{loss.item():.3f}", **{k: f"{v:.3f}" for k, v in parts.items()})
         if (step + 1) % settings.validation_every == 0 or step + 1 == settings.steps:
             val = {
-                **validation.point(model, spec, step + 1, float(loss)),
+                **validation.point(model, spec, step + 1, loss.item()),
                 "lr": opt.param_groups[0]["lr"],
                 "seconds": round(time.time() - start, 1),
             }

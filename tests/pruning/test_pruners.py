@@ -133,3 +133,32 @@ def test_deepstorm_prunes(variant):
     assert _params(pruned) < 0.5 * _params(model)
     with torch.no_grad():
         assert pruned(example).shape == before.shape
+
+
+def test_flops_reduction_picks_the_smallest_ratio_that_reaches_it():
+    """DilatedLoc at 48 channels kept in multiples of 16: channel ratios 0.35-0.5 all give the
+    same network, so a FLOPs target, not a ratio, says what the user wants."""
+    from efficientbioai.compression.prune import ratio_for_flops
+    from efficientbioai.manifest import flop_count
+
+    parser = _parser("dilatedloc", {"width": 32, "frames": 1}, [32, 32])
+    model, example = parser.build_model().eval(), parser.example_input()
+    patterns = parser.protected_layers(model)
+
+    def reduction(ratio: float) -> float:
+        pruned = copy.deepcopy(model)
+        protect, _ = protected_modules(pruned, patterns)
+        pruner = PRUNERS.get("torch_pruning")(PruneSection(enabled=True, ratio=ratio, round_to=8))
+        pruner.prune(pruned, example, protect)
+        return flop_count(model, example) / flop_count(pruned, example)
+
+    settings = PruneSection(enabled=True, flops_reduction=1.8, round_to=8)
+    ratio = ratio_for_flops(model, parser, settings, example, patterns)
+    assert reduction(ratio) >= 1.8 > reduction(round(ratio - 0.05, 2))
+    with pytest.raises(ConfigError, match="flops_reduction 50 is out of reach"):
+        ratio_for_flops(model, parser, settings.model_copy(update={"flops_reduction": 50.0}), example, patterns)
+    from efficientbioai.compression.prune import prune_and_fine_tune
+
+    settings = settings.model_copy(update={"fine_tune": settings.fine_tune.model_copy(update={"mode": "none"})})
+    _, info = prune_and_fine_tune(model, parser, settings, example)
+    assert info["ratio"] == ratio and info["before"]["flops_per_tile"] >= 1.8 * info["after"]["flops_per_tile"]
