@@ -59,3 +59,18 @@ def test_tune_resumes_and_keeps_to_its_time_budget(tiny_checkpoint, tmp_path, mo
     monkeypatch.setattr(tune_module, "compress", lambda c, p, **kw: built.append(p.name) or real(c, p, **kw))
     second = tune(config, tmp_path / "a", prune_ratios=(), overwrite=True)  # no time limit now
     assert built == ["keep-float"] and set(second["groups"]["built"]) == {"engines", "keep-float"}
+
+
+def test_each_pruned_group_prunes_at_its_own_ratio_whatever_the_config_asks():
+    """A config with prune.flops_reduction would otherwise turn every pruned-<r> group into the same one."""
+    from efficientbioai.config import parse_config
+    from efficientbioai.parsers.base import create_parser
+    from efficientbioai.registry import TASKS
+
+    config = parse_config({**TINY, "prune": {"enabled": True, "flops_reduction": 2.0}})
+    task = TASKS.get("denoise")(config, create_parser(config))
+    groups = tune_module.candidate_groups(config, task, [0.25, 0.5])
+    assert [(g.prune.ratio, g.prune.flops_reduction) for n, g in groups.items() if n.startswith("pruned")] == [
+        (0.25, None),
+        (0.5, None),
+    ]

@@ -84,7 +84,7 @@ def candidate_groups(config: Config, task: Task, ratios: list[float]) -> dict[st
         groups["keep-float"] = keep
     for ratio in ratios:
         pruned = base.model_copy(deep=True)
-        pruned.prune.enabled, pruned.prune.ratio = True, ratio
+        pruned.prune.enabled, pruned.prune.ratio, pruned.prune.flops_reduction = True, ratio, None
         pruned.report.compare = ["torch:fp32", "openvino:fp32:pruned", "openvino:int8:pruned"]
         pruned.engine.name, pruned.engine.precision = "openvino", "int8"
         groups[f"pruned-{ratio:g}"] = pruned
