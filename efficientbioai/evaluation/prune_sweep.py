@@ -56,7 +56,7 @@ def sensitivity_sweep(
     ]
     batch = task.example_batch(samples[0], cfg.report.latency.batch_size or cfg.inference.batch_size)
     settings = cfg.prune.model_copy(deep=True)
-    settings.enabled = True
+    settings.enabled, settings.flops_reduction = True, None  # the sweep sets the ratio itself
     if importance:
         settings.importance = importance
     settings.fine_tune.steps = fine_tune_steps
