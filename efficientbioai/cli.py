@@ -197,7 +197,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     seconds = parse_duration(args.time) if args.time else None
-    record = tune(args.config, args.exp_path, seconds, tuple(args.prune_ratios), args.overwrite)
+    record = tune(
+        args.config, args.exp_path, seconds, tuple(args.prune_ratios), args.overwrite, tuple(args.prune_flops)
+    )
     rows = record["candidates"]
     metrics = [t.split(" ")[0] for t in record["budget"]]
     table = Table(title=f"tune — {describe_machine(record['machine'])}")
@@ -336,6 +338,13 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="*",
         default=[0.25, 0.5],
         help="pruning ratios to try (none: pass the flag alone)",
+    )
+    tu.add_argument(
+        "--prune-flops",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also prune to these FLOP reductions, e.g. 2 4 (prune.flops_reduction)",
     )
     tu.add_argument("--overwrite", action="store_true", help="replace an existing experiment folder")
     tu.set_defaults(func=cmd_tune)

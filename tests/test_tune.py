@@ -61,7 +61,7 @@ def test_tune_resumes_and_keeps_to_its_time_budget(tiny_checkpoint, tmp_path, mo
     assert built == ["keep-float"] and set(second["groups"]["built"]) == {"engines", "keep-float"}
 
 
-def test_each_pruned_group_prunes_at_its_own_ratio_whatever_the_config_asks():
+def test_each_pruned_group_prunes_at_its_own_ratio_or_flops_reduction():
     """A config with prune.flops_reduction would otherwise turn every pruned-<r> group into the same one."""
     from efficientbioai.config import parse_config
     from efficientbioai.parsers.base import create_parser
@@ -69,8 +69,6 @@ def test_each_pruned_group_prunes_at_its_own_ratio_whatever_the_config_asks():
 
     config = parse_config({**TINY, "prune": {"enabled": True, "flops_reduction": 2.0}})
     task = TASKS.get("denoise")(config, create_parser(config))
-    groups = tune_module.candidate_groups(config, task, [0.25, 0.5])
-    assert [(g.prune.ratio, g.prune.flops_reduction) for n, g in groups.items() if n.startswith("pruned")] == [
-        (0.25, None),
-        (0.5, None),
-    ]
+    groups = tune_module.candidate_groups(config, task, [0.25, 0.5], [3.0])
+    pruned = {n: (g.prune.ratio, g.prune.flops_reduction) for n, g in groups.items() if n.startswith("pruned")}
+    assert pruned == {"pruned-0.25": (0.25, None), "pruned-0.5": (0.5, None), "pruned-3x": (0.5, 3.0)}

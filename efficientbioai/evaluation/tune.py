@@ -6,7 +6,8 @@ Candidates come in groups, cheapest first, each one ``compress`` run:
    Runtime fp32/int8, TensorRT fp16/int8 where TensorRT and a GPU are present);
 2. ``keep-float``: int8 with its most sensitive layers kept in float until the primary metric
    is within the budget (the quantizers' accuracy control; tasks with a tile metric only);
-3. ``pruned-<ratio>``: channel pruning at each ratio with fine-tuning, then fp32 and int8.
+3. ``pruned-<ratio>``: channel pruning at each ratio with fine-tuning, then fp32 and int8;
+   ``pruned-<f>x`` likewise at the smallest ratio that cuts the FLOPs ``f``-fold.
 
 Groups are built into a work folder beside the experiment (``.<name>.tuning``); each finished
 group is recorded in its ``tuning.json``, so a rerun resumes after the last finished group. A
@@ -68,7 +69,7 @@ def _gpu_variants() -> list[str]:
     return ["tensorrt:fp16", "tensorrt:int8"]
 
 
-def candidate_groups(config: Config, task: Task, ratios: list[float]) -> dict[str, Config]:
+def candidate_groups(config: Config, task: Task, ratios: list[float], flops: list[float] = ()) -> dict[str, Config]:
     """The configs to compress, by group name, cheapest first (see the module docstring)."""
     base = config.model_copy(deep=True)
     base.deploy.select = "engine"
@@ -82,12 +83,13 @@ def candidate_groups(config: Config, task: Task, ratios: list[float]) -> dict[st
         keep.quantize.onnxruntime.max_accuracy_drop = min(abs(primary.change), 0.99)
         keep.report.compare = ["torch:fp32", "openvino:int8", "onnxruntime:int8"]
         groups["keep-float"] = keep
-    for ratio in ratios:
+    pruning = [(f"pruned-{r:g}", r, None) for r in ratios] + [(f"pruned-{f:g}x", 0.5, f) for f in flops]
+    for name, ratio, reduction in pruning:
         pruned = base.model_copy(deep=True)
-        pruned.prune.enabled, pruned.prune.ratio, pruned.prune.flops_reduction = True, ratio, None
+        pruned.prune.enabled, pruned.prune.ratio, pruned.prune.flops_reduction = True, ratio, reduction
         pruned.report.compare = ["torch:fp32", "openvino:fp32:pruned", "openvino:int8:pruned"]
         pruned.engine.name, pruned.engine.precision = "openvino", "int8"
-        groups[f"pruned-{ratio:g}"] = pruned
+        groups[name] = pruned
     return groups
 
 
@@ -102,6 +104,7 @@ def tune(
     time_budget_s: float | None = None,
     prune_ratios: tuple[float, ...] = (0.25, 0.5),
     overwrite: bool = False,
+    prune_flops: tuple[float, ...] = (),
 ) -> dict:
     """Build, measure and choose (see the module docstring); returns the ``tuning.json`` record."""
     config = load_config(config_path)
@@ -110,7 +113,7 @@ def tune(
         raise InputError(f"{exp_path} exists; choose another --exp_path or pass --overwrite")
     parser = create_parser(config)
     task: Task = TASKS.get(parser.task_name)(config, parser)
-    groups = candidate_groups(config, task, list(prune_ratios))
+    groups = candidate_groups(config, task, list(prune_ratios), list(prune_flops))
     work = exp_path.parent / f".{exp_path.name}.tuning"
     with folder_lock(work, "--exp_path"):
         state = _resume(work, _fingerprint(groups))
