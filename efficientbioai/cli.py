@@ -350,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     tu.set_defaults(func=cmd_tune)
 
     ma = sub.add_parser("machine", parents=[common], help="this CPU's convolution ceilings per precision (cached)")
-    ma.add_argument("--refresh", action="store_true", help="measure again instead of reading the cache")
+    ma.add_argument("--refresh", action="store_true", help="measure again (each ceiling keeps the higher value)")
     ma.set_defaults(func=cmd_machine)
 
     cr = sub.add_parser("crlb", parents=[common], help="SMLM: RMSE vs CRLB on frames simulated with your camera")

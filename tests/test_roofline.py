@@ -57,3 +57,17 @@ def test_a_variant_above_the_cached_ceiling_asks_for_a_fresh_measurement(tiny_re
     assert "ran above the cached ceiling" in fast[-1] and "--refresh" in fast[-1]
     slow = roofline.achieved(report, {"ceilings_gflops": {"fp32": 1e9, "int8": 1e9}})
     assert not any("above the cached ceiling" in line for line in slow)
+
+
+def test_a_refresh_keeps_the_higher_ceiling(cache, monkeypatch):
+    """A measurement on a busy machine is low; it must not replace a better one by chance."""
+    runs = iter([{"fp32": 100.0, "int8": 900.0}, {"fp32": 180.0, "int8": 500.0}])
+
+    def measured(**kwargs):
+        return {"ceilings_gflops": next(runs), "per_width": [], "machine": {}, "method": "fake"}
+
+    monkeypatch.setattr(roofline, "measure_ceilings", measured)
+    assert roofline.ceilings()["ceilings_gflops"] == {"fp32": 100.0, "int8": 900.0}
+    again = roofline.ceilings(refresh=True)
+    assert again["ceilings_gflops"] == {"fp32": 180.0, "int8": 900.0} and again["measurements"] == 2
+    assert roofline.cached_ceilings() == again

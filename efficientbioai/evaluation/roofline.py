@@ -97,12 +97,21 @@ def measure_ceilings(widths: tuple[int, ...] = WIDTHS, tile: tuple[int, int] = T
 
 
 def ceilings(refresh: bool = False, **kwargs) -> dict:
-    """The cached ceilings of this machine, measuring them first when absent (or ``refresh``)."""
+    """The cached ceilings of this machine, measuring them first when absent (or ``refresh``).
+
+    A ceiling is a peak: a busier machine measures lower, never higher. So a refresh keeps, per
+    precision, the higher of the cached and the new value, and a low first measurement on a
+    shared machine is raised by the next one instead of being replaced by chance."""
     path = cache_file()
-    if path.is_file() and not refresh:
-        return json.loads(path.read_text())
+    cached = json.loads(path.read_text()) if path.is_file() else None
+    if cached and not refresh:
+        return cached
     log.info("measuring this CPU's convolution ceilings (OpenVINO fp32/bf16/int8; about a minute)")
     result = measure_ceilings(**kwargs)
+    if cached:
+        old = cached["ceilings_gflops"]
+        result["ceilings_gflops"] = {p: max(v, old.get(p, 0.0)) for p, v in result["ceilings_gflops"].items()}
+        result["measurements"] = cached.get("measurements", 1) + 1
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, result)
     return result
