@@ -72,3 +72,16 @@ def test_each_pruned_group_prunes_at_its_own_ratio_or_flops_reduction():
     groups = tune_module.candidate_groups(config, task, [0.25, 0.5], [3.0])
     pruned = {n: (g.prune.ratio, g.prune.flops_reduction) for n, g in groups.items() if n.startswith("pruned")}
     assert pruned == {"pruned-0.25": (0.25, None), "pruned-0.5": (0.5, None), "pruned-3x": (0.5, 3.0)}
+
+
+def test_the_cli_passes_prune_flops_to_tune(monkeypatch):
+    seen = {}
+
+    def fake_tune(config, exp_path, seconds, ratios, overwrite, flops):
+        seen.update(ratios=ratios, flops=flops)
+        raise InputError("stop here")
+
+    monkeypatch.setattr("efficientbioai.cli.tune", fake_tune)
+    args = ["tune", "--config", "c.yaml", "--exp_path", "out", "--prune-ratios", "--prune-flops", "2", "4"]
+    assert main(args) == 2
+    assert seen == {"ratios": (), "flops": (2.0, 4.0)}
