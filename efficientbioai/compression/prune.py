@@ -33,10 +33,21 @@ def protected_modules(model: nn.Module, patterns: list[str]) -> tuple[list[nn.Mo
     return [named[n] for n in names], names
 
 
-def ratio_for_flops(
+def _pruned_copy(
     model: nn.Module, parser: BaseParser, settings: PruneSection, example: torch.Tensor, patterns: list[str]
-) -> float:
-    """The smallest ratio, in steps of 0.05, that cuts the FLOPs per tile by ``settings.flops_reduction``.
+) -> tuple[nn.Module, list[str], list]:
+    """A copy of ``model`` pruned by ``settings`` (no fine-tuning), the protected names, the pruner's history."""
+    pruned = copy.deepcopy(model).eval()
+    protect, names = protected_modules(pruned, patterns)
+    history = PRUNERS.get(settings.library)(settings).prune(pruned, example, protect, parser.taylor_loss_fn())
+    return pruned, names, history
+
+
+def prune_to_flops(
+    model: nn.Module, parser: BaseParser, settings: PruneSection, example: torch.Tensor, patterns: list[str]
+) -> tuple[PruneSection, tuple[nn.Module, list[str], list]]:
+    """The smallest ratio, in steps of 0.05, that cuts the FLOPs per tile by ``settings.flops_reduction``:
+    the settings with that ratio, and the copy pruned by them (as :func:`_pruned_copy`).
 
     Users think in speed-ups; the channel ratio that gives one depends on the protected layers
     and on ``round_to`` (DilatedLoc at 48 channels, multiples of 16: 0.35 to 0.5 all give 1.99×).
@@ -44,17 +55,14 @@ def ratio_for_flops(
     """
     target, full = settings.flops_reduction, flop_count(model, example)
     for ratio in [round(0.05 * k, 2) for k in range(1, 19)]:
-        trial = copy.deepcopy(model).eval()
-        protect, _ = protected_modules(trial, patterns)
-        PRUNERS.get(settings.library)(settings.model_copy(update={"ratio": ratio})).prune(
-            trial, example, protect, parser.taylor_loss_fn()
-        )
-        reduction = full / flop_count(trial, example)
+        trial = settings.model_copy(update={"ratio": ratio})
+        result = _pruned_copy(model, parser, trial, example, patterns)
+        reduction = full / flop_count(result[0], example)
         if reduction >= target:
             log.info(
                 "prune.flops_reduction %.2g: ratio %.2f removes %.2f× of the FLOPs per tile", target, ratio, reduction
             )
-            return ratio
+            return trial, result
     raise ConfigError(
         f"prune.flops_reduction {target:g} is out of reach: ratio 0.9 removes {reduction:.2f}× of the FLOPs "
         "(the protected layers and round_to keep the rest); ask for less, or protect fewer layers"
@@ -68,10 +76,9 @@ def prune_and_fine_tune(
     patterns = settings.protect if settings.protect is not None else parser.protected_layers(model)
     before = {"parameters": parameter_count(model), "flops_per_tile": flop_count(model, example)}
     if settings.flops_reduction is not None:
-        settings = settings.model_copy(update={"ratio": ratio_for_flops(model, parser, settings, example, patterns)})
-    pruned = copy.deepcopy(model).eval()
-    protect, names = protected_modules(pruned, patterns)
-    history = PRUNERS.get(settings.library)(settings).prune(pruned, example, protect, parser.taylor_loss_fn())
+        settings, (pruned, names, history) = prune_to_flops(model, parser, settings, example, patterns)
+    else:
+        pruned, names, history = _pruned_copy(model, parser, settings, example, patterns)
     after = {"parameters": parameter_count(pruned), "flops_per_tile": flop_count(pruned, example)}
     log.info(
         "pruned %.0f%% (%s, %s): %s → %s parameters",

@@ -112,6 +112,7 @@ def ceilings(refresh: bool = False, **kwargs) -> dict:
         old = cached["ceilings_gflops"]
         result["ceilings_gflops"] = {p: max(v, old.get(p, 0.0)) for p, v in result["ceilings_gflops"].items()}
         result["measurements"] = cached.get("measurements", 1) + 1
+        result["method"] += f"; each ceiling the highest of {result['measurements']} measurements (per_width: the last)"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, result)
     return result

@@ -83,10 +83,11 @@ def candidate_groups(config: Config, task: Task, ratios: list[float], flops: lis
         keep.quantize.onnxruntime.max_accuracy_drop = min(abs(primary.change), 0.99)
         keep.report.compare = ["torch:fp32", "openvino:int8", "onnxruntime:int8"]
         groups["keep-float"] = keep
-    pruning = [(f"pruned-{r:g}", r, None) for r in ratios] + [(f"pruned-{f:g}x", 0.5, f) for f in flops]
-    for name, ratio, reduction in pruning:
+    pruning = {f"pruned-{r:g}": {"ratio": r, "flops_reduction": None} for r in ratios}
+    pruning |= {f"pruned-{f:g}x": {"flops_reduction": f} for f in flops}
+    for name, update in pruning.items():
         pruned = base.model_copy(deep=True)
-        pruned.prune.enabled, pruned.prune.ratio, pruned.prune.flops_reduction = True, ratio, reduction
+        pruned.prune = pruned.prune.model_copy(update={"enabled": True, **update})
         pruned.report.compare = ["torch:fp32", "openvino:fp32:pruned", "openvino:int8:pruned"]
         pruned.engine.name, pruned.engine.precision = "openvino", "int8"
         groups[name] = pruned

@@ -138,7 +138,7 @@ def test_deepstorm_prunes(variant):
 def test_flops_reduction_picks_the_smallest_ratio_that_reaches_it():
     """DilatedLoc at 48 channels kept in multiples of 16: channel ratios 0.35-0.5 all give the
     same network, so a FLOPs target, not a ratio, says what the user wants."""
-    from efficientbioai.compression.prune import ratio_for_flops
+    from efficientbioai.compression.prune import prune_to_flops
     from efficientbioai.manifest import flop_count
 
     parser = _parser("dilatedloc", {"width": 32, "frames": 1}, [32, 32])
@@ -153,10 +153,10 @@ def test_flops_reduction_picks_the_smallest_ratio_that_reaches_it():
         return flop_count(model, example) / flop_count(pruned, example)
 
     settings = PruneSection(enabled=True, flops_reduction=1.8, round_to=8)
-    ratio = ratio_for_flops(model, parser, settings, example, patterns)
+    ratio = prune_to_flops(model, parser, settings, example, patterns)[0].ratio
     assert reduction(ratio) >= 1.8 > reduction(round(ratio - 0.05, 2))
     with pytest.raises(ConfigError, match="flops_reduction 50 is out of reach"):
-        ratio_for_flops(model, parser, settings.model_copy(update={"flops_reduction": 50.0}), example, patterns)
+        prune_to_flops(model, parser, settings.model_copy(update={"flops_reduction": 50.0}), example, patterns)
     from efficientbioai.compression.prune import prune_and_fine_tune
 
     settings = settings.model_copy(update={"fine_tune": settings.fine_tune.model_copy(update={"mode": "none"})})
