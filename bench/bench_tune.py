@@ -7,7 +7,8 @@ table shows what it deployed, its speed-up over torch fp32 and over OpenVINO fp3
 that one run, its achieved GFLOP/s against this machine's ceiling for its precision
 (``efficientbioai machine``), and the budget metrics.
 
-    .venv/bin/python bench/bench_tune.py [--models den2d den3d smlm3d deepstorm] [--prune-ratios] [--time 20m]
+    .venv/bin/python bench/bench_tune.py [--models den2d den3d smlm3d deepstorm] [--prune-flops F ...]
+        [--prune-ratios R ...] [--time 20m]
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--prune-ratios", type=float, nargs="*", default=[], help="pruning ratios to try (default none)")
+    ap.add_argument("--prune-flops", type=float, nargs="*", default=[], help="FLOP reductions to prune to, e.g. 2")
     ap.add_argument("--time", default=None, help="time budget per model, e.g. 20m")
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "bench_tune")
     args = ap.parse_args()
@@ -49,7 +51,9 @@ def main() -> None:
     for name in args.models:
         exp = args.out / name
         seconds = parse_duration(args.time) if args.time else None
-        record = tune(ROOT / "configs" / MODELS[name], exp, seconds, tuple(args.prune_ratios), overwrite=True)
+        record = tune(
+            ROOT / "configs" / MODELS[name], exp, seconds, tuple(args.prune_ratios), True, tuple(args.prune_flops)
+        )
         rows = {r["variant"]: r for r in record["candidates"]}
         chosen, ref = rows[record["chosen"]], record["candidates"][0]
         ms = chosen["latency"]["median_ms"]

@@ -194,6 +194,11 @@ class ExportSection(Section):
         "unset: verify_safety × the model's own float32 rounding (torch float32 vs float64)",
     )
     verify_safety: float = Field(10.0, ge=1, le=1e6, description="multiple of the float32 rounding accepted")
+    subpixel: bool = Field(
+        True,
+        description="export transposed convolutions whose kernel exceeds their stride as a convolution and a "
+        "depth-to-space shuffle (exact; OpenVINO runs those in float32 otherwise)",
+    )
 
 
 class TensorRTSection(Section):

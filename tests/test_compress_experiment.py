@@ -31,6 +31,7 @@ def test_compress_writes_deploy_and_manifest(tiny_experiment):
     assert steps[:3] == ["load model", "calibration data", "export onnx"]
     export = manifest["steps"][2]
     assert 0 < export["float32_noise"] and export["max_relative_error"] <= export["tolerance"]
+    assert export["subpixel_deconvolutions"] == 2  # the tiny U-Net's two up-sampling layers
     assert manifest["model"]["parameters"] > 0 and manifest["model"]["flops_per_tile"] > 0
     assert manifest["calibration"]["num_samples"] == 4
     assert {"torch", "onnxruntime", "openvino", "nncf"} <= set(manifest["versions"])

@@ -7,6 +7,7 @@ looks like a finished experiment.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import shutil
@@ -26,6 +27,7 @@ from efficientbioai.compression.convert_tensorrt import build_tensorrt_variant
 from efficientbioai.compression.export import check_test_tensors, export_onnx, verify_onnx
 from efficientbioai.compression.prune import prune_and_fine_tune
 from efficientbioai.compression.quantizer import Validation
+from efficientbioai.compression.subpixel import to_subpixel
 from efficientbioai.config import Config, load_config, split_variant
 from efficientbioai.errors import InputError
 from efficientbioai.io.images import list_images
@@ -239,8 +241,12 @@ def _export(
     model, example, path: Path, parser: BaseParser, config: Config, calib: list, info: dict, reference: bool = True
 ) -> Path:
     model = parser.export_graph(model)
+    graph = model
+    if config.export.subpixel:
+        graph = copy.deepcopy(model)
+        info["subpixel_deconvolutions"] = to_subpixel(graph)
     onnx_path = export_onnx(
-        model,
+        graph,
         example,
         path,
         parser.input_names,
