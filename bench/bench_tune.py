@@ -25,7 +25,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from efficientbioai.evaluation.report import describe_machine  # noqa: E402
-from efficientbioai.evaluation.roofline import ceilings, verdict  # noqa: E402
+from efficientbioai.evaluation.roofline import ceiling_key, ceilings, verdict  # noqa: E402
 from efficientbioai.evaluation.tune import parse_duration, tune  # noqa: E402
 
 MODELS = {
@@ -62,7 +62,7 @@ def main() -> None:
         if chosen["artefact_variant"].endswith(":pruned"):
             flops = manifest["pruning"]["after"]["flops_per_tile"] * chosen["latency"]["batch_size"]
         gflops = flops / ms / 1e6
-        ceiling = roof["ceilings_gflops"].get(chosen["precision"], roof["ceilings_gflops"]["fp32"])
+        ceiling = roof["ceilings_gflops"].get(ceiling_key(chosen["precision"]), roof["ceilings_gflops"]["fp32"])
         ov = rows.get("openvino:fp32", chosen)["latency"]["median_ms"]
         metrics = "; ".join(
             f"{t['metric']} {t['value']:.4g} vs {t['fp32']:.4g}" for t in chosen.get("budget", {}).get("terms", [])

@@ -31,7 +31,7 @@ PathLike = str | Path
 PRECISIONS = {
     "torch": ("fp32",),
     "onnxruntime": ("fp32", "int8"),
-    "openvino": ("fp32", "bf16", "int8"),
+    "openvino": ("fp32", "bf16", "int8", "int8-bf16"),  # int8-bf16: the int8 IR, its float layers in bf16
     "tensorrt": ("fp16", "int8"),
 }
 
@@ -252,7 +252,7 @@ ORT_PROVIDERS = Literal["CPUExecutionProvider", "CUDAExecutionProvider", "Tensor
 
 class EngineSection(Section):
     name: str = "openvino"
-    precision: Literal["fp32", "bf16", "fp16", "int8"] = "int8"
+    precision: Literal["fp32", "bf16", "fp16", "int8", "int8-bf16"] = "int8"
     threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores")
     num_requests: int = Field(2, ge=1, le=64, description="requests in flight (OpenVINO async)")
     providers: list[ORT_PROVIDERS] = Field(

@@ -103,3 +103,22 @@ def test_capabilities_the_runtime_uses(deploy, variant):
         with pytest.raises(ConfigError, match="placed by engine settings"):
             engine.move_to("cuda:0")
     engine.release()
+
+
+def test_int8_bf16_runs_the_int8_ir_with_its_float_layers_in_bf16(deploy, tmp_path, monkeypatch):
+    """``openvino:int8-bf16`` is the int8 IR under the bf16 hint: built from it, never quantized again."""
+    from efficientbioai.compression import build_experiment
+    from efficientbioai.engines.openvino_engine import OPVModule
+
+    cfg, parser = deploy
+    int8_ir = cfg.artefact("openvino:int8")
+    monkeypatch.setattr(build_experiment.QUANTIZERS, "get", lambda name: pytest.fail("quantized again"))
+    built = build_experiment._build_variant("openvino:int8-bf16", cfg, parser, int8_ir.parent.parent, None, [])
+    assert built == int8_ir
+    try:
+        mixed, bf16 = OPVModule(int8_ir, "int8-bf16"), OPVModule(cfg.artefact("openvino:fp32"), "bf16")
+    except ArtefactError:
+        pytest.skip("this machine (or its ISA cap) has no bf16 kernels")
+    # The plugin's precision for the float layers is what it uses for openvino:bf16 on this CPU.
+    assert mixed.actual_precision == bf16.actual_precision
+    assert OPVModule(int8_ir, "int8").actual_precision == "f32"

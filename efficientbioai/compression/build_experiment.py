@@ -125,6 +125,9 @@ def _build_variant(
     if engine == "openvino" and precision in ("fp32", "bf16"):
         ir = work / "openvino" / "model_fp32.xml"
         return ir if ir.exists() else onnx_to_openvino(onnx_path, work)
+    if engine == "openvino" and precision == "int8-bf16":  # the int8 IR, run with another hint
+        ir = work / "openvino" / "model_int8.xml"
+        return ir if ir.exists() else _build_variant("openvino:int8", config, parser, work, onnx_path, calib)
     quant = config.quantize
     settings = {"onnxruntime": quant.onnxruntime, "openvino": quant.openvino, "tensorrt": quant.onnxruntime}[engine]
     validation = _validation(config, parser) if settings.max_accuracy_drop else None

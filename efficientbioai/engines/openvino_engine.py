@@ -2,8 +2,8 @@
 
 OpenVINO's CPU plugin defaults to bf16 on CPUs with AMX/AVX512-BF16, so an unset hint would
 report bf16 numbers as fp32. This engine sets ``INFERENCE_PRECISION_HINT`` every time (f32 for
-the fp32 and int8 IRs — int8 ops come from the IR, the rest stay f32 — and bf16 when asked),
-and reads back what the plugin actually uses.
+the fp32 and int8 IRs — int8 ops come from the IR, the rest stay f32 — and bf16 for ``bf16`` and
+``int8-bf16``, the int8 IR with its float layers in bf16), and reads back what the plugin uses.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from efficientbioai.engines.base import BaseInfer, OnOutput, require_file
 from efficientbioai.errors import ArtefactError
 from efficientbioai.registry import register_engine
 
-_HINT = {"fp32": "f32", "int8": "f32", "bf16": "bf16"}
+_HINT = {"fp32": "f32", "int8": "f32", "bf16": "bf16", "int8-bf16": "bf16"}
 
 
 @register_engine("openvino")

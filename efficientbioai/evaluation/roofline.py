@@ -124,6 +124,11 @@ def cached_ceilings() -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def ceiling_key(precision: str) -> str:
+    """The ceiling a precision is held to: ``int8-bf16``'s convolutions are int8 ones."""
+    return "int8" if precision.startswith("int8") else "bf16" if precision == "bf16" else "fp32"
+
+
 def verdict(result: dict) -> str:
     """Whether int8 can make a model faster here, in one sentence."""
     c = result["ceilings_gflops"]
@@ -150,7 +155,7 @@ def achieved(report: dict, roofline: dict | None) -> list[str]:
         lat = r["latency"]
         gflops = flops * lat.get("batch_size", 1) / (lat["median_ms"] / 1e3) / 1e9
         precision = r["variant"].split(":")[1]
-        ceiling = c.get("int8" if precision == "int8" else "bf16" if precision == "bf16" else "fp32")
+        ceiling = c.get(ceiling_key(precision))
         parts.append(f"{r['variant']} {gflops:.1f}" + (f" ({100 * gflops / ceiling:.0f} %)" if ceiling else ""))
         if ceiling and gflops > 1.1 * ceiling:
             above.append(r["variant"])
@@ -167,6 +172,6 @@ def achieved(report: dict, roofline: dict | None) -> list[str]:
             f"{', '.join(above)} ran above the cached ceiling: it was measured on a busier machine; "
             "run `efficientbioai machine --refresh` on an idle one."
         )
-    else:
+    elif not c:
         out.append("Run `efficientbioai machine` once to measure this CPU's ceilings and see the share of them.")
     return out

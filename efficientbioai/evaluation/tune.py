@@ -2,7 +2,7 @@
 
 Candidates come in groups, cheapest first, each one ``compress`` run:
 
-1. ``engines``: every engine and precision this machine runs (OpenVINO fp32/bf16/int8, ONNX
+1. ``engines``: every engine and precision this machine runs (OpenVINO fp32/bf16/int8/int8-bf16, ONNX
    Runtime fp32/int8, TensorRT fp16/int8 where TensorRT and a GPU are present);
 2. ``keep-float``: int8 with its most sensitive layers kept in float until the primary metric
    is within the budget (the quantizers' accuracy control; tasks with a tile metric only);
@@ -81,14 +81,19 @@ def candidate_groups(config: Config, task: Task, ratios: list[float], flops: lis
         keep = base.model_copy(deep=True)
         keep.quantize.openvino.max_accuracy_drop = abs(primary.change)
         keep.quantize.onnxruntime.max_accuracy_drop = min(abs(primary.change), 0.99)
-        keep.report.compare = ["torch:fp32", "openvino:int8", "onnxruntime:int8"]
+        keep.report.compare = ["torch:fp32", "openvino:int8", "openvino:int8-bf16", "onnxruntime:int8"]
         groups["keep-float"] = keep
     pruning = {f"pruned-{r:g}": {"ratio": r, "flops_reduction": None} for r in ratios}
     pruning |= {f"pruned-{f:g}x": {"flops_reduction": f} for f in flops}
     for name, update in pruning.items():
         pruned = base.model_copy(deep=True)
         pruned.prune = pruned.prune.model_copy(update={"enabled": True, **update})
-        pruned.report.compare = ["torch:fp32", "openvino:fp32:pruned", "openvino:int8:pruned"]
+        pruned.report.compare = [
+            "torch:fp32",
+            "openvino:fp32:pruned",
+            "openvino:int8:pruned",
+            "openvino:int8-bf16:pruned",
+        ]
         pruned.engine.name, pruned.engine.precision = "openvino", "int8"
         groups[name] = pruned
     return groups
@@ -167,7 +172,9 @@ def _measure_and_choose(config: Config, task: Task, work: Path, state: dict) -> 
             if variant == "torch:fp32" and candidates:
                 continue  # one fp32 reference
             _, precision, pruned = split_variant(variant)
-            if (name.startswith("pruned") and not pruned) or (name == "keep-float" and precision != "int8"):
+            if (name.startswith("pruned") and not pruned) or (
+                name == "keep-float" and not precision.startswith("int8")
+            ):
                 continue  # the unpruned and fp32 ones are the engines group's
             label = variant if name == "engines" else f"{variant} [{name}]"
             candidates.append(Candidate(label, variant, group, group_parser))
