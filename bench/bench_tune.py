@@ -8,7 +8,10 @@ that one run, its achieved GFLOP/s against this machine's ceiling for its precis
 (``efficientbioai machine``), and the budget metrics.
 
     .venv/bin/python bench/bench_tune.py [--models den2d den3d smlm3d deepstorm] [--prune-flops F ...]
-        [--prune-ratios R ...] [--time 20m]
+        [--prune-ratios R ...] [--pruned] [--time 20m]
+
+``--pruned`` starts from each model's ``configs/<model>_pruned.yaml``, whose own pruning (ratio or
+FLOP target, fine-tuning recipe) becomes one more group.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--prune-ratios", type=float, nargs="*", default=[], help="pruning ratios to try (default none)")
+    ap.add_argument("--pruned", action="store_true", help="start from configs/<model>_pruned.yaml (its own pruning)")
     ap.add_argument("--prune-flops", type=float, nargs="*", default=[], help="FLOP reductions to prune to, e.g. 2")
     ap.add_argument("--time", default=None, help="time budget per model, e.g. 20m")
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "bench_tune")
@@ -51,9 +55,8 @@ def main() -> None:
     for name in args.models:
         exp = args.out / name
         seconds = parse_duration(args.time) if args.time else None
-        record = tune(
-            ROOT / "configs" / MODELS[name], exp, seconds, tuple(args.prune_ratios), True, tuple(args.prune_flops)
-        )
+        config = ROOT / "configs" / (MODELS[name].replace(".yaml", "_pruned.yaml") if args.pruned else MODELS[name])
+        record = tune(config, exp, seconds, tuple(args.prune_ratios), True, tuple(args.prune_flops))
         rows = {r["variant"]: r for r in record["candidates"]}
         chosen, ref = rows[record["chosen"]], record["candidates"][0]
         ms = chosen["latency"]["median_ms"]

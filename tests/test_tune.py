@@ -71,7 +71,10 @@ def test_each_pruned_group_prunes_at_its_own_ratio_or_flops_reduction():
     task = TASKS.get("denoise")(config, create_parser(config))
     groups = tune_module.candidate_groups(config, task, [0.25, 0.5], [3.0])
     pruned = {n: (g.prune.ratio, g.prune.flops_reduction) for n, g in groups.items() if n.startswith("pruned")}
-    assert pruned == {"pruned-0.25": (0.25, None), "pruned-0.5": (0.5, None), "pruned-3x": (0.5, 3.0)}
+    # The config's own flops_reduction is a group of its own; the engines group does not prune.
+    expected = {"pruned-0.25": (0.25, None), "pruned-0.5": (0.5, None), "pruned-3x": (0.5, 3.0)}
+    assert pruned == {**expected, "pruned-2x": (0.5, 2.0)}
+    assert not groups["engines"].prune.enabled and groups["pruned-2x"].prune.fine_tune == config.prune.fine_tune
 
 
 def test_the_cli_passes_prune_flops_to_tune(monkeypatch):

@@ -7,7 +7,8 @@ Candidates come in groups, cheapest first, each one ``compress`` run:
 2. ``keep-float``: int8 with its most sensitive layers kept in float until the primary metric
    is within the budget (the quantizers' accuracy control; tasks with a tile metric only);
 3. ``pruned-<ratio>``: channel pruning at each ratio with fine-tuning, then fp32 and int8;
-   ``pruned-<f>x`` likewise at the smallest ratio that cuts the FLOPs ``f``-fold.
+   ``pruned-<f>x`` likewise at the smallest ratio that cuts the FLOPs ``f``-fold. A config that
+   enables ``prune`` adds its own ratio (or FLOP target), fine-tuned as it says.
 
 Groups are built into a work folder beside the experiment (``.<name>.tuning``); each finished
 group is recorded in its ``tuning.json``, so a rerun resumes after the last finished group. A
@@ -73,6 +74,7 @@ def candidate_groups(config: Config, task: Task, ratios: list[float], flops: lis
     """The configs to compress, by group name, cheapest first (see the module docstring)."""
     base = config.model_copy(deep=True)
     base.deploy.select = "engine"
+    base.prune.enabled = False  # pruning happens in the pruned groups only
     base.report.compare = CPU_VARIANTS + _gpu_variants()
     groups = {"engines": base}
     terms = budget_terms(config, task)
@@ -83,6 +85,11 @@ def candidate_groups(config: Config, task: Task, ratios: list[float], flops: lis
         keep.quantize.onnxruntime.max_accuracy_drop = min(abs(primary.change), 0.99)
         keep.report.compare = ["torch:fp32", "openvino:int8", "openvino:int8-bf16", "onnxruntime:int8"]
         groups["keep-float"] = keep
+    if config.prune.enabled:  # the config's own pruning: its ratio or FLOP target, fine-tuned as it says
+        if config.prune.flops_reduction is None:
+            ratios = [*ratios, config.prune.ratio]
+        else:
+            flops = [*flops, config.prune.flops_reduction]
     pruning = {f"pruned-{r:g}": {"ratio": r, "flops_reduction": None} for r in ratios}
     pruning |= {f"pruned-{f:g}x": {"flops_reduction": f} for f in flops}
     for name, update in pruning.items():
@@ -188,6 +195,7 @@ def _measure_and_choose(config: Config, task: Task, work: Path, state: dict) -> 
     terms = budget_terms(config, task)
     choice_config = config.model_copy(deep=True)
     choice_config.deploy.select = "fastest"
+    choice_config.prune.enabled = False  # pruned and unpruned candidates compete alike
     record = choose(choice_config, rows, terms)
     record.update(
         machine=machine(),
