@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from efficientbioai.engines.openvino_engine import OPVModule
+from efficientbioai.errors import last_line
 from efficientbioai.evaluation.measure import measure_latency
 from efficientbioai.manifest import flop_count, library_versions, machine, write_json
 
@@ -77,7 +78,7 @@ def measure_ceilings(widths: tuple[int, ...] = WIDTHS, tile: tuple[int, int] = T
                 except RuntimeError as exc:  # bf16 announced but its kernels capped away (ONEDNN_MAX_CPU_ISA)
                     if precision != "bf16":
                         raise
-                    log.warning("bf16 is not usable here (%s); measured fp32 and int8 only", str(exc).splitlines()[-1])
+                    log.warning("bf16 is not usable here (%s); measured fp32 and int8 only", last_line(exc))
                     continue
                 row[precision] = flops / (latency.median_ms / 1e3) / 1e9
                 del engine
