@@ -6,7 +6,7 @@ import torch
 
 from efficientbioai.config import load_config
 from efficientbioai.engines.factory import create_engine
-from efficientbioai.errors import ArtefactError, ConfigError, InputError
+from efficientbioai.errors import ArtefactError, BackendUnavailableError, ConfigError, InputError
 from efficientbioai.parsers.base import create_parser
 from efficientbioai.tasks.image_metrics import pearson
 
@@ -117,8 +117,23 @@ def test_int8_bf16_runs_the_int8_ir_with_its_float_layers_in_bf16(deploy, tmp_pa
     assert built == int8_ir
     try:
         mixed, bf16 = OPVModule(int8_ir, "int8-bf16"), OPVModule(cfg.artefact("openvino:fp32"), "bf16")
-    except ArtefactError:
+    except (ArtefactError, BackendUnavailableError):
         pytest.skip("this machine (or its ISA cap) has no bf16 kernels")
     # The plugin's precision for the float layers is what it uses for openvino:bf16 on this CPU.
     assert mixed.actual_precision == bf16.actual_precision
     assert OPVModule(int8_ir, "int8").actual_precision == "f32"
+
+
+def test_bf16_under_an_isa_cap_is_refused_in_words(deploy, monkeypatch):
+    """Under ONEDNN_MAX_CPU_ISA=AVX2 on a bf16 CPU the plugin still picks bf16 and then crashes
+    (int8-bf16: a segfault that kills the process); the engine refuses before compiling."""
+    from efficientbioai.engines import openvino_engine
+
+    cfg, _ = deploy
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    for precision, variant in (("int8-bf16", "openvino:int8"), ("bf16", "openvino:fp32")):
+        with pytest.raises(BackendUnavailableError, match="ONEDNN_MAX_CPU_ISA=AVX2 caps them away"):
+            openvino_engine.OPVModule(cfg.artefact(variant), precision)
+    assert openvino_engine.OPVModule(cfg.artefact("openvino:int8"), "int8").actual_precision == "f32"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx512_core_amx")
+    openvino_engine._refuse_capped_bf16("int8-bf16")  # a cap that keeps bf16: no refusal

@@ -8,6 +8,7 @@ the fp32 and int8 IRs — int8 ops come from the IR, the rest stay f32 — and b
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -18,10 +19,25 @@ import numpy as np
 import torch
 
 from efficientbioai.engines.base import BaseInfer, OnOutput, require_file
-from efficientbioai.errors import ArtefactError
+from efficientbioai.errors import ArtefactError, BackendUnavailableError
 from efficientbioai.registry import register_engine
 
 _HINT = {"fp32": "f32", "int8": "f32", "bf16": "bf16", "int8-bf16": "bf16"}
+
+
+#: ``ONEDNN_MAX_CPU_ISA`` values (prefixes) that still allow bf16 kernels.
+_BF16_ISAS = ("ALL", "AVX512_CORE_BF16", "AVX512_CORE_AMX", "AVX2_VNNI_2", "AVX10")
+
+
+def _refuse_capped_bf16(precision: str) -> None:
+    """The CPU plugin picks bf16 from the CPU's flags, then crashes (int8-bf16: a segfault) when
+    ``ONEDNN_MAX_CPU_ISA`` has capped those kernels away; refuse first, in words."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if _HINT[precision] == "bf16" and cap and not cap.startswith(_BF16_ISAS):
+        raise BackendUnavailableError(
+            f"openvino:{precision} needs bf16 kernels, and ONEDNN_MAX_CPU_ISA={cap} caps them away: "
+            "unset it, or leave this variant out"
+        )
 
 
 @register_engine("openvino")
@@ -46,6 +62,7 @@ class OPVModule(BaseInfer):
         path = require_file(path, f"OpenVINO IR for openvino:{precision}")
         if precision not in _HINT:
             raise ValueError(f"OpenVINO precision must be one of {sorted(_HINT)}, got {precision!r}")
+        _refuse_capped_bf16(precision)
         core = ov.Core()
         config = {
             hints.inference_precision: _HINT[precision],

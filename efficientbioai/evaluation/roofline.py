@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from efficientbioai.engines.openvino_engine import OPVModule
-from efficientbioai.errors import last_line
+from efficientbioai.errors import BackendUnavailableError
 from efficientbioai.evaluation.measure import measure_latency
 from efficientbioai.manifest import flop_count, library_versions, machine, write_json
 
@@ -70,16 +70,14 @@ def measure_ceilings(widths: tuple[int, ...] = WIDTHS, tile: tuple[int, int] = T
             ov.save_model(nncf.quantize(ov_model, nncf.Dataset([x.numpy()] * 4), subset_size=4), int8)
             row = {"width": width, "gflop": flops / 1e9}
             for precision, path in (("fp32", fp32), ("bf16", fp32), ("int8", int8)):
-                engine = OPVModule(path, precision)
+                try:
+                    engine = OPVModule(path, precision)
+                except BackendUnavailableError as exc:  # bf16 kernels capped away (ONEDNN_MAX_CPU_ISA)
+                    log.warning("bf16 is not usable here (%s); measured fp32 and int8 only", exc)
+                    continue
                 if precision == "bf16" and engine.actual_precision != "bf16":
                     continue  # no bf16 path on this CPU: the plugin runs f32
-                try:
-                    latency = measure_latency(engine, x.numpy(), warmup=3, runs=runs)
-                except RuntimeError as exc:  # bf16 announced but its kernels capped away (ONEDNN_MAX_CPU_ISA)
-                    if precision != "bf16":
-                        raise
-                    log.warning("bf16 is not usable here (%s); measured fp32 and int8 only", last_line(exc))
-                    continue
+                latency = measure_latency(engine, x.numpy(), warmup=3, runs=runs)
                 row[precision] = flops / (latency.median_ms / 1e3) / 1e9
                 del engine
             per_width.append(row)
