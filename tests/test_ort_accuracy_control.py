@@ -42,6 +42,19 @@ def test_sensitive_layers_are_kept_in_float_until_within_budget(tiny_checkpoint,
     assert kept_convs and kept_convs <= _float_convs(exp / "model_int8.onnx")
 
 
+def test_an_unreachable_budget_never_reverts_every_node(tiny_checkpoint, tmp_path):
+    """An "int8" model with every node in float is fp32 under a false name: the last stays int8."""
+    exp = tmp_path / "exp"
+    compress(_config(tmp_path, tiny_checkpoint, 1e-12, precision="fp32"), exp)
+    record = json.loads((exp / "model_int8_accuracy.json").read_text())
+    if not record["ranking"]:
+        pytest.skip("int8 met a 1e-12 budget outright on this CPU")
+    assert len(record["kept_float"]) < len(record["ranking"])  # the tiny UNet has < 64 quantized nodes
+    assert record["within_budget"] == (record["drop"] <= 1e-12)
+    graph = onnx.load(str(exp / "model_int8.onnx")).graph
+    assert any(n.op_type == "DequantizeLinear" for n in graph.node)
+
+
 def test_a_generous_budget_keeps_everything_int8(tiny_checkpoint, tmp_path):
     exp = tmp_path / "exp"
     compress(_config(tmp_path, tiny_checkpoint, 0.5), exp)

@@ -100,8 +100,9 @@ def control_accuracy(
 
     ``quantize`` writes the int8 model for a list of node names to exclude and returns its path;
     the last call leaves the chosen model in place. ``keep_float`` (the parser's and the user's)
-    are always excluded. Returns what was measured; ``within`` is false when even every quantized
-    node in float (up to ``max_ranked``) could not meet the budget. The metric is higher-is-better
+    are always excluded. Returns what was measured; ``within`` is false when the budget cannot be met
+    with at least one node still quantized (the last is never reverted: that model would be fp32
+    under an int8 name) or within the ``max_ranked`` most sensitive. The metric is higher-is-better
     (the tasks' tile metrics: Pearson, Dice).
     """
     fp32 = _runner(fp32_path)
@@ -113,11 +114,15 @@ def control_accuracy(
     if result.within:
         return result
     references = [fp32(x) for x in inputs]
-    candidates = quantized_nodes(path, keep_float)[:max_ranked]
+    quantized = quantized_nodes(path, keep_float)
+    candidates = quantized[:max_ranked]
     errors = {n: _relative_error(_runner(quantize([*keep_float, n])), references, inputs) for n in candidates}
     result.ranking = sorted(candidates, key=errors.__getitem__)
     kept: list[str] = []
     for name in result.ranking:
+        if len(kept) + 1 >= len(quantized):  # every node in float would be an fp32 model called int8
+            log.info("  the budget needs every node in float; keeping %s quantized", name)
+            break
         kept.append(name)
         path = quantize([*keep_float, *kept])
         result.metric_int8 = validation.score(_runner(path))

@@ -59,7 +59,9 @@ def test_tensorrt_qdq_model_uses_the_accuracy_control_ranking(fake_trt, tmp_path
     from efficientbioai.compression.build_experiment import compress
     from efficientbioai.engines.tensorrt_qdq import check_symmetric_s8
 
+    # A budget int8 cannot meet: the ranking runs; deployed is fp32, so compress does not refuse.
     cfg = {**TRT_TINY, "quantize": {"onnxruntime": {"max_accuracy_drop": 1e-6}}}
+    cfg["engine"] = {"name": "onnxruntime", "precision": "fp32"}
     cfg["data"] = {**TRT_TINY.get("data", {}), "validation": {"num_samples": 2}}
     exp = compress(write_config(tmp_path, cfg), tmp_path / "exp").parent
     record = json.loads((exp / "tensorrt" / "model_int8_accuracy.json").read_text())
