@@ -73,6 +73,10 @@ def quantized_nodes(int8_path: Path, exclude: list[str]) -> list[str]:
     return [n.name for n in sorted(nodes, key=lambda n: n.op_type not in WEIGHTED_OPS)]
 
 
+def _has_int8(path: Path) -> bool:
+    return any(n.op_type == "DequantizeLinear" for n in onnx.load(str(path), load_external_data=False).graph.node)
+
+
 def _runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     import onnxruntime as ort
 
@@ -114,17 +118,17 @@ def control_accuracy(
     if result.within:
         return result
     references = [fp32(x) for x in inputs]
-    quantized = quantized_nodes(path, keep_float)
-    candidates = quantized[:max_ranked]
+    candidates = quantized_nodes(path, keep_float)[:max_ranked]
     errors = {n: _relative_error(_runner(quantize([*keep_float, n])), references, inputs) for n in candidates}
     result.ranking = sorted(candidates, key=errors.__getitem__)
     kept: list[str] = []
     for name in result.ranking:
-        if len(kept) + 1 >= len(quantized):  # every node in float would be an fp32 model called int8
-            log.info("  the budget needs every node in float; keeping %s quantized", name)
+        path = quantize([*keep_float, *kept, name])
+        if not _has_int8(path):  # every quantizable node in float: an fp32 model under an int8 name
+            log.info("  %s is the last quantized node; it stays int8", name)
+            quantize([*keep_float, *kept])
             break
         kept.append(name)
-        path = quantize([*keep_float, *kept])
         result.metric_int8 = validation.score(_runner(path))
         result.steps.append({"kept_float": len(kept), "node": name, "metric": result.metric_int8})
         log.info("  %s kept in float: int8 %.4f (drop %.4f)", name, result.metric_int8, result.drop)
