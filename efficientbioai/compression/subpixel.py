@@ -25,7 +25,6 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 log = logging.getLogger(__name__)
 
-_TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 
 
@@ -65,8 +64,12 @@ class SubPixelConvTranspose(nn.Module):
         ]
         rows = [math.ceil((e + s) / s) - 1 for e, s in zip(extra, self.stride, strict=True)]
         # (low, high) input padding per axis (negative: crop) and how much of the shuffled output to drop at the end.
-        self.pads = [(-low, c + size - 1 + low) for (low, _), c, size in zip(layout, rows, sizes, strict=True)]
-        self.crop = [c * s - e for c, s, e in zip(rows, self.stride, extra, strict=True)]
+        pads = [(-low, c + size - 1 + low) for (low, _), c, size in zip(layout, rows, sizes, strict=True)]
+        crop = [c * s - e for c, s, e in zip(rows, self.stride, extra, strict=True)]
+        # Constant slices and pads, computed once: the exported graph has no shape arithmetic.
+        self.inner = (slice(None),) * 2 + tuple(slice(max(0, -lo), hi if hi < 0 else None) for lo, hi in pads)
+        self.pad = [v for lo, hi in reversed(pads) for v in (max(0, lo), max(0, hi))]
+        self.outer = (slice(None),) * 2 + tuple(slice(0, -c) if c else slice(None) for c in crop)
         cin, cout, phases = deconv.in_channels, deconv.out_channels, math.prod(self.stride)
         w = deconv.weight.detach()  # [cin, cout, *k]
         weight = w.new_zeros(cout, phases, cin, *sizes)
@@ -83,18 +86,13 @@ class SubPixelConvTranspose(nn.Module):
         self.register_buffer("shuffle", None if square else _one_hot(self.stride, cout, weight), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _pad_or_crop(x, self.pads)
-        y = _depth_to_space(self.conv(x), self.stride, self.shuffle)
-        ends = [slice(None)] * 2 + [slice(0, -c) if c else slice(None) for c in self.crop]
-        return y[tuple(ends)]
+        x = x[self.inner]  # negative pads crop
+        if any(self.pad):
+            x = F.pad(x, self.pad)
+        return _depth_to_space(self.conv(x), self.stride, self.shuffle)[self.outer]
 
 
-def _pad_or_crop(x: torch.Tensor, pads: list[tuple[int, int]]) -> torch.Tensor:
-    """Pad with zeros where a pad is positive, slice where it is negative (constants: exportable)."""
-    crop = [slice(None)] * 2 + [slice(max(0, -lo), (hi if hi < 0 else None)) for lo, hi in pads]
-    x = x[tuple(crop)]
-    flat = [v for lo, hi in reversed(pads) for v in (max(0, lo), max(0, hi))]
-    return F.pad(x, flat) if any(flat) else x
+_TRANSPOSE_FN = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 
 def _depth_to_space(z: torch.Tensor, stride: tuple[int, ...], one_hot: torch.Tensor | None) -> torch.Tensor:
@@ -111,9 +109,6 @@ def _depth_to_space(z: torch.Tensor, stride: tuple[int, ...], one_hot: torch.Ten
     return _TRANSPOSE_FN[len(stride)](z, one_hot, stride=stride, groups=one_hot.shape[0] // math.prod(stride))
 
 
-_TRANSPOSE_FN = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
-
-
 def _one_hot(stride: tuple[int, ...], channels: int, like: torch.Tensor) -> torch.Tensor:
     phases = math.prod(stride)
     w = torch.eye(phases, dtype=like.dtype, device=like.device).reshape(phases, 1, *stride)
@@ -123,7 +118,7 @@ def _one_hot(stride: tuple[int, ...], channels: int, like: torch.Tensor) -> torc
 def convertible(module: nn.Module) -> bool:
     """A transposed convolution this rewrite reproduces exactly."""
     return (
-        isinstance(module, _TRANSPOSED)
+        isinstance(module, nn.modules.conv._ConvTransposeNd)
         and module.groups == 1
         and all(d == 1 for d in module.dilation)
         and module.padding_mode == "zeros"
