@@ -223,6 +223,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         if groups[kind]:
             console.print(f"  {kind.replace('_', ' ')}: {groups[kind]}", style="yellow", highlight=False)
     console.print(f"  {record['reason']}", highlight=False)
+    print(f"deployed: {record['chosen']}")  # one plain line: rich wraps the reason and may ellipsize cells
     print(f"next: python efficientbioai/inference.py --config {Path(args.exp_path) / 'deploy.yaml'}")
     return 0
 

@@ -45,7 +45,7 @@ def test_tune_builds_measures_and_deploys_the_fastest_within_budget(tiny_checkpo
     deployed = load_config(exp / "deploy.yaml")
     assert deployed.deployed_variant == rows[chosen]["artefact_variant"]
     assert (exp / "tuning.png").stat().st_size > 10_000 and "budget (pearson -0.005)" in record["reason"]
-    assert chosen in capsys.readouterr().out
+    assert f"deployed: {chosen}\n" in capsys.readouterr().out
     assert main(["infer", "--config", str(exp / "deploy.yaml")]) == 0
     assert "tuning: every candidate" in (exp / "report.html").read_text()
 
