@@ -87,7 +87,6 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
-
     deploy = compress(args.config, args.exp_path, args.overwrite, args.calibration, finish=select_deployment)
     chosen = load_config(deploy).deployed_variant
     print(f"compressed model written to {deploy.parent}, deploying {chosen}")
@@ -96,7 +95,6 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
-
     variants = args.variants.split(",") if args.variants else None
     report = run_inference(
         args.config,
@@ -111,31 +109,23 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
-
     config = load_config(args.config)
     if args.cluster:
         config.runtime.cluster = args.cluster
     for path, stats in stream_input(
         args.config, args.input, args.output_dir, args.variant, args.resume, config, args.trust_modified
     ):
-        print(
-            f"{path}: {stats.units:.0f} {stats.unit} in {stats.seconds:.1f} s — "
-            f"{stats.units_per_s:.1f} {stats.unit}/s, {stats.mb_per_s:.2f} MB/s raw, "
-            f"peak RSS {stats.peak_rss_mb:.0f} MB"
-            + (f" ({stats.resumed_chunks} chunks resumed)" if stats.resumed_chunks else "")
-        )
+        print(f"{path}: {stats}")
     return 0
 
 
 def cmd_train_denoiser(args: argparse.Namespace) -> int:
-
     out = train_denoiser(args.config, steps=args.steps, lr=args.lr, seed=args.seed, output=args.output)
     print(f"checkpoint written to {out}")
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-
     out = trainer_for(load_config(args.config).model.parser)(args.config, resume=args.resume, output=args.output)
     print(f"checkpoint written to {out} (training record: {out.with_suffix('.json')})")
     return 0

@@ -95,9 +95,14 @@ def flop_count(model: nn.Module, example: torch.Tensor) -> int:
     return int(counter.get_total_flops())
 
 
-def write_json(path: Path, data: dict) -> Path:
-    """Write JSON atomically (temporary name, then rename)."""
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` under a temporary name, then rename: ``path`` never holds half a file."""
     tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
     return path
+
+
+def write_json(path: Path, data: dict) -> Path:
+    """Write JSON atomically."""
+    return write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")

@@ -70,6 +70,7 @@ def run_inference(
     required = set(variants or ()) | {REFERENCE, config.deployed_variant}
     variants = [REFERENCE] + [v for v in (variants or config.variants()) if v != REFERENCE]
     check_artefacts(exp, variant_files(config, variants), trust_modified)
+    manifest = json.loads((exp / "manifest.json").read_text())
     with folder_lock(out_dir, "--output_dir"):
         samples = list(task.samples())
         if not samples:
@@ -128,7 +129,7 @@ def run_inference(
                     "energy_j_per_unit": meter.joules_per(units),
                     "energy_method": meter.method,
                     "artefact_bytes": artefact_size(config.artefact(variant)),
-                    "parameters": _manifest(exp).get("variants", {}).get(variant, {}).get("parameters"),
+                    "parameters": manifest.get("variants", {}).get(variant, {}).get("parameters"),
                 }
                 previews[variant] = task.preview(outputs[0], samples[0])
                 with_gt = [(o, s.target) for o, s in zip(outputs, samples) if s.target is not None]
@@ -160,7 +161,6 @@ def run_inference(
                 config.deployed_variant,
                 describe_budget(budget),
             )
-        manifest_model = _manifest_model(exp)
         report = {
             "experiment": str(exp),
             "task": parser.task_name,
@@ -169,11 +169,11 @@ def run_inference(
             "unit": task.unit,
             "reference": REFERENCE,
             "deployed": config.deployed_variant,
-            "model": manifest_model,
+            "model": manifest.get("model", {}),
             "machine": machine(),
             "versions": library_versions(),
             "variants": rows,
-            "pruning": _manifest(exp).get("pruning"),
+            "pruning": manifest.get("pruning"),
             "accuracy_budget": {"terms": [str(t) for t in budget], "outside": outside},
             "selection": _selection(exp),
             "roofline": cached_ceilings(),
@@ -203,14 +203,6 @@ def _selection(exp: Path) -> dict | None:
     """Why compress deployed what it did (``selection.json``), if it chose."""
     path = exp / "selection.json"
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _manifest_model(exp: Path) -> dict:
-    return _manifest(exp).get("model", {})
-
-
-def _manifest(exp: Path) -> dict:
-    return json.loads((exp / "manifest.json").read_text())
 
 
 def infer(

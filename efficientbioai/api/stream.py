@@ -132,18 +132,7 @@ class Streamer:
         self.units += job.total_units() * stats.units / total
         if sink.path is not None:
             self.written[sample.name] = sink.path
-        log.info(
-            "%s %s: %.0f %s in %.1f s (%.1f %s/s, %.2f MB/s raw), peak RSS %.0f MB",
-            variant,
-            sample.name,
-            stats.units,
-            stats.unit,
-            stats.seconds,
-            stats.units_per_s,
-            stats.unit,
-            stats.mb_per_s,
-            stats.peak_rss_mb,
-        )
+        log.info("%s %s: %s", variant, sample.name, stats)
         return out
 
     def _local_engines(self, variant: str, engine: BaseInfer | None, parser: Any) -> list:

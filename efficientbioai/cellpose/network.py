@@ -31,21 +31,12 @@ class ExportableCPnet(nn.Module):
     """CPnet's forward with a size-independent style vector; returns ``(B, nout, H, W)``.
 
     ``H`` and ``W`` must be multiples of ``2**(len(nbase) - 1)`` (cellpose pads tiles to 16).
-    The wrapped network stays at ``self.net``, so its state_dict keys are cellpose's own under
-    ``net.`` and :meth:`load_cellpose_state` takes a cellpose model file's dict as it is.
+    The wrapped network stays at ``self.net``, so its state_dict keys are cellpose's own under ``net.``.
     """
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
-
-    @property
-    def diam_mean(self) -> float:
-        return float(self.net.diam_mean.item())
-
-    @property
-    def diam_labels(self) -> float:
-        return float(self.net.diam_labels.item())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.net.downsample(x)

@@ -33,8 +33,7 @@ class EngineAsCPnet:
     device = torch.device("cpu")
 
     def __init__(self, engine: Predict, nout: int = 3) -> None:
-        self.engine = engine
-        self.nout = nout
+        self.engine, self.nout = engine, nout
 
     def eval(self) -> EngineAsCPnet:
         return self

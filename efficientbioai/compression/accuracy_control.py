@@ -23,6 +23,7 @@ import numpy as np
 import onnx
 
 from efficientbioai.compression.quantizer import Validation
+from efficientbioai.engines.ort_engine import ORTModule
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +79,8 @@ def _has_int8(path: Path) -> bool:
 
 
 def _runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda x: session.run(None, {name: x.astype(np.float32)})[0]
+    engine = ORTModule(path)  # the CPU session every onnxruntime variant runs in
+    return lambda x: engine.run(engine.prepare(x))[0]
 
 
 def _relative_error(run: Callable, references: list[np.ndarray], inputs: list[np.ndarray]) -> float:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from efficientbioai.compression.accuracy_control import accuracy_record_path
 from efficientbioai.compression.convert import onnx_to_openvino
@@ -28,7 +27,7 @@ from efficientbioai.compression.export import check_test_tensors, export_onnx, v
 from efficientbioai.compression.prune import prune_and_fine_tune
 from efficientbioai.compression.quantizer import Validation
 from efficientbioai.compression.subpixel import to_subpixel
-from efficientbioai.config import Config, load_config, split_variant
+from efficientbioai.config import Config, dump_config, load_config, split_variant
 from efficientbioai.errors import InputError
 from efficientbioai.io.images import list_images
 from efficientbioai.locking import folder_lock
@@ -81,8 +80,7 @@ def _check_replaceable(exp_path: Path, overwrite: bool, reads: list[Path]) -> No
         return
     if not overwrite:
         raise InputError(f"{exp_path} exists; choose another --exp_path or pass --overwrite")
-    held = [p for p in reads if p.resolve().is_relative_to(exp_path.resolve())]
-    if held:
+    if held := [p for p in reads if p.resolve().is_relative_to(exp_path.resolve())]:
         raise InputError(
             f"--overwrite refused: {exp_path} holds {held[0]}, which this run reads; "
             "move it out of the folder or choose another --exp_path"
@@ -197,47 +195,34 @@ def compress(
     config = config.model_copy(deep=True) if config_path is None else load_config(config_path)
     exp_path = Path(exp_path).resolve()
     with folder_lock(exp_path, "--exp_path"):
-        return _compress(config, config_path, exp_path, overwrite, calibration, make_parser, finish)
-
-
-def _compress(
-    config: Config,
-    config_path: Path | None,
-    exp_path: Path,
-    overwrite: bool,
-    calibration: str | Path | None,
-    make_parser: Callable[[Config], BaseParser],
-    finish: Callable[[Path], object] | None,
-) -> Path:
-    if calibration is not None:
-        list_images(calibration)  # fail now, not after loading and exporting the model
-        config.data.calibration = config.data.calibration.model_copy(
-            update={"source": "files", "inputs": Path(calibration).resolve()}
-        )
-    _check_replaceable(exp_path, overwrite, _inputs_read(config_path, config))  # before any work
-    calibration_warning = synthetic_calibration_warning(config)
-    if calibration_warning:
-        log.warning(calibration_warning)
-    parser = make_parser(config)
-    steps = _Steps()
-    with steps.step("load model"):
-        model = parser.load_model()
-    example = parser.example_input()
-    pruned, pruning = None, None
-    if config.prune.enabled:
-        with steps.step("prune and fine-tune", importance=config.prune.importance, ratio=config.prune.ratio):
-            pruned, pruning = prune_and_fine_tune(model, parser, config.prune, example)
-    staging = _staging_dir(exp_path)
-    try:
-        _run(config, parser, model, example, staging, steps, config_path, exp_path, pruned, pruning)
-        if finish is not None:
-            finish(staging)
-        _publish(staging, exp_path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    log.info("compressed %s into %s", config_path or config.model.target or config.model.parser, exp_path)
-    return exp_path / "deploy.yaml"
+        if calibration is not None:
+            list_images(calibration)  # fail now, not after loading and exporting the model
+            config.data.calibration = config.data.calibration.model_copy(
+                update={"source": "files", "inputs": Path(calibration).resolve()}
+            )
+        _check_replaceable(exp_path, overwrite, _inputs_read(config_path, config))  # before any work
+        if calibration_warning := synthetic_calibration_warning(config):
+            log.warning(calibration_warning)
+        parser = make_parser(config)
+        steps = _Steps()
+        with steps.step("load model"):
+            model = parser.load_model()
+        example = parser.example_input()
+        pruned, pruning = None, None
+        if config.prune.enabled:
+            with steps.step("prune and fine-tune", importance=config.prune.importance, ratio=config.prune.ratio):
+                pruned, pruning = prune_and_fine_tune(model, parser, config.prune, example)
+        staging = _staging_dir(exp_path)
+        try:
+            _run(config, parser, model, example, staging, steps, config_path, exp_path, pruned, pruning)
+            if finish is not None:
+                finish(staging)
+            _publish(staging, exp_path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        log.info("compressed %s into %s", config_path or config.model.target or config.model.parser, exp_path)
+        return exp_path / "deploy.yaml"
 
 
 def _export(
@@ -274,15 +259,8 @@ def _run(
 ) -> None:
     torch.save(model.state_dict(), work / "model_fp32.pt")
     with steps.step("calibration data", source=config.data.calibration.source) as info:
-        calib = [
-            x
-            for x in progress_bar(
-                parser.calibration_inputs(),
-                desc="calibration inputs",
-                leave=False,
-                total=config.data.calibration.num_samples,
-            )
-        ]
+        total = config.data.calibration.num_samples
+        calib = list(progress_bar(parser.calibration_inputs(), desc="calibration inputs", leave=False, total=total))
         info["num_samples"] = len(calib)
     if not calib:
         raise InputError("no calibration inputs: check data.calibration")
@@ -291,7 +269,7 @@ def _run(
     artefacts: dict[str, Path] = {}
     for variant in config.variants():
         if split_variant(variant)[2]:
-            continue  # pruned variants: built by _add_pruned from the pruned model
+            continue  # pruned variants: built below from the pruned model
         with steps.step(f"build {variant}"):
             artefacts[variant] = _build_variant(variant, config, parser, work, onnx_path, calib)
     if pruned is not None:
@@ -309,8 +287,7 @@ def _run(
     deploy.artefacts = {v: str(p.relative_to(work)) for v, p in artefacts.items()}
     (work / "deploy.yaml").write_text(
         "# Written by efficientbioai compress; run it with\n"
-        f"#   python efficientbioai/inference.py --config {exp_path / 'deploy.yaml'}\n"
-        + yaml.safe_dump(_deploy_dict(deploy), sort_keys=False)
+        f"#   python efficientbioai/inference.py --config {exp_path / 'deploy.yaml'}\n" + dump_config(deploy)
     )
     files = {str(f.relative_to(work)): sha256(f) for p in set(artefacts.values()) for f in artefact_files(p)}
     manifest = {
@@ -346,9 +323,3 @@ def _run(
         "machine": machine(),
     }
     write_json(work / "manifest.json", manifest)  # written last: its presence marks completion
-
-
-def _deploy_dict(cfg: Config) -> dict:
-    data = cfg.model_dump(mode="json", exclude={"source_dir"})
-    data["model"]["checkpoint"] = "model_fp32.pt"
-    return data

@@ -1,11 +1,8 @@
 """ONNX → serialized TensorRT engine (TensorRT 10+ Python API), built on this machine's GPU.
 
 ``tensorrt:int8`` is built by explicit quantization from a symmetric S8 QDQ ONNX
-(``quantize_trt.TensorRTQuantizer``: per-channel weights, per-tensor activations, calibrated by
-our ONNX Runtime calibrator); ``tensorrt:fp16`` from the verified fp32 ONNX. The optimization
-profile (min/opt/max batch and tile) comes from ``engine.tensorrt`` and the deployment
-(:func:`profile_from_config`); the builder's workspace is capped and its tactic timings are
-kept in a timing cache so a rebuild is fast.
+(``quantize_trt.TensorRTQuantizer``), ``tensorrt:fp16`` from the verified fp32 ONNX. Tactic
+timings are kept in a timing cache so a rebuild is fast.
 
 Typing: TensorRT 10 builds "weakly typed" networks where precision flags choose kernels
 (``INT8`` for the Q/DQ layers, ``FP16`` for the layers left in float when ``fp16_fallback``);
@@ -13,10 +10,9 @@ TensorRT 11 removed those flags and builds strongly typed networks, whose Q/DQ l
 int8 and the rest in the ONNX's own float type. ``engine.tensorrt.strongly_typed: null`` picks
 weak typing where the flags exist.
 
-Nothing here imports ``tensorrt`` at module level: without TensorRT or a CUDA GPU the functions
-raise :class:`BackendUnavailableError` saying what is missing and what to use instead.
-An engine only runs on the TensorRT version and GPU model it was built with, so the build
-records both next to the engine (``model_<precision>.json``).
+``tensorrt`` is imported only when called (:class:`BackendUnavailableError` without it). An
+engine only runs on the TensorRT version and GPU model it was built with, so the build records
+both next to the engine (``model_<precision>.json``).
 """
 
 from __future__ import annotations
@@ -45,7 +41,6 @@ from efficientbioai.registry import QUANTIZERS
 log = logging.getLogger(__name__)
 
 
-# -- the builder -----------------------------------------------------------------------------
 def _make_logger(trt):
     """A TensorRT logger that forwards to ``logging`` and keeps the errors for our exceptions."""
 
@@ -74,9 +69,9 @@ def use_strong_typing(trt, settings) -> bool:
 
 
 def _atomic_write(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".partial_{path.name}")
-    with open(tmp, "wb") as f:
-        f.write(data)
+    tmp.write_bytes(data)  # data: bytes or TensorRT's IHostMemory (a buffer)
     os.replace(tmp, path)
 
 
@@ -88,12 +83,13 @@ def build_engine(
     shapes: dict[str, tuple[Shape, Shape, Shape]],
     timing_cache: Path | None = None,
     device_name: str = "",
+    extra_info: dict | None = None,
 ) -> Path:
     """Parse ``onnx_path``, build a ``precision`` engine for ``shapes`` and write it to ``engine_path``.
 
     ``settings`` is the ``engine.tensorrt`` section. Writes ``engine_path`` and, beside it, a
-    ``.json`` with how it was built; updates ``timing_cache``. The current CUDA device is used
-    (see :func:`on_device`).
+    ``.json`` with how it was built (and ``extra_info``); updates ``timing_cache``. The current
+    CUDA device is used (see :func:`on_device`).
     """
     trt = require_tensorrt(f"tensorrt:{precision}")
     if precision not in ("int8", "fp16"):
@@ -129,32 +125,29 @@ def build_engine(
     config.add_optimization_profile(profile)
 
     cache_bytes = timing_cache.read_bytes() if timing_cache is not None and timing_cache.is_file() else b""
-    cache = config.create_timing_cache(cache_bytes)
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    config.set_timing_cache(config.create_timing_cache(cache_bytes), ignore_mismatch=False)
 
-    log.info(
-        "building TensorRT %s engine from %s (%s typing)", precision, onnx_path.name, "strong" if strong else "weak"
-    )
+    typing = "strong" if strong else "weak"
+    log.info("building TensorRT %s engine from %s (%s typing)", precision, onnx_path.name, typing)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise ExportError(
             f"TensorRT could not build the {precision} engine from {onnx_path}: "
             + (" | ".join(logger.errors[-5:]) or "no reason given (raise the TensorRT log level)")
         )
-    engine_path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(engine_path, serialized)
     if timing_cache is not None:
-        timing_cache.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(timing_cache, config.get_timing_cache().serialize())
     info = {
         "tensorrt": trt.__version__,
         "device": device_name,
         "precision": precision,
         "float_layers": float_layers,
-        "typing": "strong" if strong else "weak",
+        "typing": typing,
         "workspace_mb": settings.workspace_mb,
         "source": onnx_path.name,
         "profile": {name: [list(s) for s in mm] for name, mm in shapes.items()},
+        **(extra_info or {}),
     }
     engine_path.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
     return engine_path
@@ -176,11 +169,9 @@ def _set_precision(trt, config, precision: str, settings, strong: bool) -> str:
         return "fp32"
     if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)  # weakly typed networks need it for their Q/DQ layers
-        if settings.fp16_fallback:
-            config.set_flag(trt.BuilderFlag.FP16)
-            return "fp16"
-        _no_tf32(trt, config)
-        return "fp32"
+        if not settings.fp16_fallback:
+            _no_tf32(trt, config)
+            return "fp32"
     config.set_flag(trt.BuilderFlag.FP16)
     return "fp16"
 
@@ -191,7 +182,6 @@ def _no_tf32(trt, config) -> None:
         config.clear_flag(trt.BuilderFlag.TF32)
 
 
-# -- the pipeline step ------------------------------------------------------------------------
 def build_tensorrt_variant(
     variant: str, config, parser, work: Path, onnx_path: Path, calib: list[np.ndarray], validation=None
 ) -> Path:
@@ -201,24 +191,22 @@ def build_tensorrt_variant(
     layers ONNX Runtime's accuracy control ranks most sensitive in float (the ranking is run
     on the QDQ model in ONNX Runtime on the CPU, before TensorRT builds the engine).
 
-    Checks the profile, TensorRT and the GPU first (failing before any work), then makes the
-    symmetric S8 QDQ ONNX for int8 (``tensorrt/model_int8.onnx``, its ranges in
-    ``tensorrt/ort_calibration.json``) and builds the engine on ``engine.tensorrt.device``.
+    The profile, TensorRT and the GPU are checked first, so a missing one fails before any work;
+    int8 then writes its QDQ ONNX (``tensorrt/model_int8.onnx``, ranges in ``ort_calibration.json``).
     """
-
     precision = variant.split(":")[1]
     settings = config.engine.tensorrt
     shapes = profile_shapes(onnx_inputs(onnx_path), profile_from_config(config))
     require_tensorrt(variant)
     require_cuda(settings.device, variant)
     out_dir = work / "tensorrt"
-    source, quantization = onnx_path, None
+    source, extra = onnx_path, {}  # extra: how the QDQ model was made, beside how the engine was built
     if precision == "int8":
         quantizer = QUANTIZERS.get("tensorrt")(config.quantize.onnxruntime, parser.keep_float_nodes(), validation)
         source = quantizer.apply(onnx_path, calib, out_dir)
         qdq = check_symmetric_s8(source)
         s = quantizer.settings
-        quantization = {
+        extra["quantization"] = {
             "calibration": {"method": s.method, "percentile": s.percentile, "num_samples": len(calib)},
             "weights": "int8, symmetric, per output channel",
             "activations": "int8, symmetric, per tensor",
@@ -229,11 +217,6 @@ def build_tensorrt_variant(
         }
     cache = settings.timing_cache or out_dir / "timing.cache"
     with on_device(settings.device, variant) as device_name:
-        engine = build_engine(
-            source, out_dir / f"model_{precision}.engine", precision, settings, shapes, cache, device_name
+        return build_engine(
+            source, out_dir / f"model_{precision}.engine", precision, settings, shapes, cache, device_name, extra
         )
-    if quantization is not None:  # how the QDQ model was made, beside how the engine was built
-        info_path = engine.with_suffix(".json")
-        info = json.loads(info_path.read_text())
-        info_path.write_text(json.dumps({**info, "quantization": quantization}, indent=2) + "\n")
-    return engine

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from efficientbioai.compression.numerics import as_tensors, derived_tolerance, float32_rounding, relative_to_peak
+from efficientbioai.engines.ort_engine import ORTModule
 from efficientbioai.errors import ExportError
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,6 @@ def export_onnx(
 
     ``exporter="torchscript"`` is torch's tracing exporter (fast, the default);
     ``"dynamo"`` uses ``torch.export`` and needs every dynamic axis to be traceable as such.
-    Any failure is re-raised as :class:`ExportError` naming the model and the cause.
     """
     path = Path(path)
     model = model.eval()
@@ -94,8 +94,7 @@ def verify_onnx(
     The error is ``max|onnx − torch| / max|torch|`` over all outputs and inputs. With
     ``tolerance=None`` the limit comes from the model itself: ``safety ×`` the float32 rounding
     noise of torch on the same inputs (:func:`~efficientbioai.compression.numerics.float32_rounding`),
-    with a floor of a few ulps. Raises :class:`ExportError` naming the measured error, the noise
-    and the key to change when the error is above the limit.
+    with a floor of a few ulps.
     """
     import onnxruntime as ort
 
@@ -124,13 +123,11 @@ def verify_onnx(
     noise = None
     if tolerance is None:
         noise = _noise(model, inputs)
-        limit = derived_tolerance(noise, safety) if noise is not None else FALLBACK_TOLERANCE
-    else:
-        limit = tolerance
-    result = Verification(error, noise, limit)
-    if error > limit:
+        tolerance = derived_tolerance(noise, safety) if noise is not None else FALLBACK_TOLERANCE
+    result = Verification(error, noise, tolerance)
+    if error > tolerance:
         raise ExportError(f"{path}: {_failure(result, safety)}")
-    log.info("verified %s against torch: relative error %.2e (limit %.2e)", path, error, limit)
+    log.info("verified %s against torch: relative error %.2e (limit %.2e)", path, error, tolerance)
     return result
 
 
@@ -167,12 +164,9 @@ def _failure(v: Verification, safety: float) -> str:
 def check_test_tensors(path: Path, pairs: list, rtol: float, atol: float, per_million: int) -> dict:
     """The exported graph on a model's own test tensors (a bioimage.io package's), within its tolerance:
     at most ``per_million`` elements off by more than ``atol + rtol × |expected|``."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name, worst, off = session.get_inputs()[0].name, 0.0, 0.0
+    engine, worst, off = ORTModule(path), 0.0, 0.0
     for x, expected in pairs:
-        out = session.run(None, {name: np.ascontiguousarray(x, np.float32)})[0]
+        out = engine.run(engine.prepare(x))[0]
         if out.shape != expected.shape:
             raise ExportError(f"{path}: output {out.shape} on the test input, the test output is {expected.shape}")
         diff = np.abs(out - expected)

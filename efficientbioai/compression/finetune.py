@@ -1,13 +1,11 @@
 """Fine-tuning after pruning: recover the accuracy the removed channels carried.
 
 Order of preference (``prune.fine_tune.mode: auto``): the parser's own ``fine_tune`` (e.g.
-DilatedLoc trains on freshly simulated frames with its own loss); else supervised on the
-parser's training pairs; else distillation — the pruned model learns to reproduce the unpruned
-fp32 model's outputs on the calibration inputs, which needs no labels. Supervised and
-family recipes add distillation from the fp32 model (output maps and intermediate features,
-``distill_outputs`` / ``distill_features``; :mod:`efficientbioai.models.distillation`) to the
-task loss. The loss and a held-out metric are recorded every ``eval_every`` steps: that curve
-goes into the manifest and report.
+DilatedLoc trains on freshly simulated frames), supervised on the parser's training pairs, or
+distillation of the unpruned fp32 model's outputs on the calibration inputs (no labels needed).
+Supervised and family recipes add distillation from the fp32 model (``distill_outputs`` /
+``distill_features``; :mod:`efficientbioai.models.distillation`) to the task loss. The loss and
+a held-out metric are recorded every ``eval_every`` steps for the manifest and report.
 """
 
 from __future__ import annotations
@@ -73,9 +71,8 @@ def _supervised_batches(parser: BaseParser, settings: FineTuneSection) -> Batche
 
 
 def _distill_batches(parser: BaseParser, reference: nn.Module, settings: FineTuneSection) -> Batches:
-    """Inputs: the parser's training inputs if any, else its calibration inputs (cycled);
-    targets: the unpruned model's outputs."""
-    pool = [x for x in parser.calibration_inputs()]
+    """Inputs: the parser's calibration inputs (cycled); targets: the unpruned model's outputs."""
+    pool = list(parser.calibration_inputs())
     if not pool:
         raise ConfigError("distillation needs inputs: data.calibration yielded none")
     reference = reference.eval()

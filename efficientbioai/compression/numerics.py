@@ -32,9 +32,7 @@ def as_tensors(out) -> list[torch.Tensor]:
     """A model's output (tensor, tuple/list or dict of tensors) as a flat list."""
     if isinstance(out, torch.Tensor):
         return [out]
-    if isinstance(out, dict):
-        return [t for v in out.values() for t in as_tensors(v)]
-    return [t for v in out for t in as_tensors(v)]
+    return [t for v in (out.values() if isinstance(out, dict) else out) for t in as_tensors(v)]
 
 
 def relative_to_peak(got: np.ndarray, want: np.ndarray) -> float:

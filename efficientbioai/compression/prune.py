@@ -89,13 +89,9 @@ def prune_and_fine_tune(
         f"{after['parameters']:,}",
     )
     tuning = fine_tune(pruned, model, parser, settings.fine_tune)
+    recorded = {"library", "importance", "ratio", "flops_reduction", "scope", "iterative_steps"}
     info = {
-        "library": settings.library,
-        "importance": settings.importance,
-        "ratio": settings.ratio,
-        "flops_reduction": settings.flops_reduction,
-        "scope": settings.scope,
-        "iterative_steps": settings.iterative_steps,
+        **settings.model_dump(include=recorded),  # in the fields' order
         "protected": names,
         "before": before,
         "after": after,

@@ -44,12 +44,8 @@ class OpenVINOQuantizer(Quantizer):
                     f"op names look like {names[1:5]}"
                 )
             ignored.extend(hits)
-        preset = {
-            "performance": nncf.QuantizationPreset.PERFORMANCE,
-            "mixed": nncf.QuantizationPreset.MIXED,
-        }[self.settings.preset]
         common = dict(
-            preset=preset,
+            preset=getattr(nncf.QuantizationPreset, self.settings.preset.upper()),
             subset_size=len(calibration),
             fast_bias_correction=self.settings.fast_bias_correction,
             ignored_scope=nncf.IgnoredScope(names=ignored) if ignored else None,
@@ -70,18 +66,14 @@ class OpenVINOQuantizer(Quantizer):
 
     def _with_accuracy_control(self, nncf, model, calibration, max_drop, advanced, common):
         """``nncf.quantize_with_accuracy_control``: revert sensitive layers until the drop is small."""
-        if self.validation is None or not self.validation.pairs:
-            raise ConfigError("quantize.openvino.max_accuracy_drop needs validation pairs (data.validation)")
         validation = self.validation
-
-        def validate(compiled, items) -> float:
-            return validation.score(lambda x: compiled(x)[0])
-
+        if validation is None or not validation.pairs:
+            raise ConfigError("quantize.openvino.max_accuracy_drop needs validation pairs (data.validation)")
         return nncf.quantize_with_accuracy_control(
             model,
             nncf.Dataset(calibration),
             nncf.Dataset(validation.pairs),
-            validation_fn=validate,
+            validation_fn=lambda compiled, items: validation.score(lambda x: compiled(x)[0]),
             max_drop=max_drop,
             drop_type=nncf.DropType.ABSOLUTE,
             advanced_quantization_parameters=advanced,

@@ -13,12 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 #: Seed ranges per split: a split's images use seeds ``offset + index``.
-SEED_OFFSETS = {
-    "train": 0,
-    "validation": 500_000,
-    "calibration": 1_000_000,
-    "evaluation": 2_000_000,
-}
+SEED_OFFSETS = {"train": 0, "validation": 500_000, "calibration": 1_000_000, "evaluation": 2_000_000}
 
 
 @dataclass(frozen=True)

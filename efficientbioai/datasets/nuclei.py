@@ -22,33 +22,15 @@ SEED_OFFSETS = {"train": 0, "validation": 100_000, "calibration": 200_000, "eval
 
 @dataclass(frozen=True)
 class NucleiStyle:
-    """How the generated nuclei look.
+    """How the generated nuclei look."""
 
-    Parameters
-    ----------
-    diameter : (float, float)
-        Range of nucleus diameters in pixels (the mean of the two ellipse axes).
-    elongation : (float, float)
-        Range of the long/short axis ratio.
-    density : float
-        Nuclei per 1,000 pixels of image area (before overlap removal).
-    touching : float
-        Fraction of nuclei placed right next to an earlier one, so they touch.
-    peak_photons : float
-        Mean photons at a nucleus' brightest pixels.
-    background : float
-        Background photons per pixel.
-    read_sigma : float
-        Camera read noise (same units as photons).
-    """
-
-    diameter: tuple[float, float] = (12.0, 26.0)
-    elongation: tuple[float, float] = (1.0, 1.6)
-    density: float = 1.6
-    touching: float = 0.5
-    peak_photons: float = 60.0
-    background: float = 8.0
-    read_sigma: float = 2.0
+    diameter: tuple[float, float] = (12.0, 26.0)  #: range in pixels (the mean of the two ellipse axes)
+    elongation: tuple[float, float] = (1.0, 1.6)  #: range of the long/short axis ratio
+    density: float = 1.6  #: nuclei per 1,000 pixels of image area (before overlap removal)
+    touching: float = 0.5  #: fraction placed right next to an earlier nucleus, so they touch
+    peak_photons: float = 60.0  #: mean photons at a nucleus' brightest pixels
+    background: float = 8.0  #: photons per pixel
+    read_sigma: float = 2.0  #: camera read noise (same units as photons)
 
 
 def synthetic_nuclei(
@@ -141,8 +123,7 @@ def _render(labels: np.ndarray, brightness: np.ndarray, style: NucleiStyle, rng:
     yy, xx = np.mgrid[: shape[0], : shape[1]] / max(shape)
     illumination = 1 + 0.3 * np.sin(2 * np.pi * (yy * rng.uniform(0.3, 1) + xx * rng.uniform(0.3, 1)))
     expected = clean * style.peak_photons * illumination + style.background
-    image = rng.poisson(expected).astype(np.float32) + rng.normal(0, style.read_sigma, shape).astype(np.float32)
-    return image
+    return rng.poisson(expected).astype(np.float32) + rng.normal(0, style.read_sigma, shape).astype(np.float32)
 
 
 def renumber(labels: np.ndarray) -> np.ndarray:

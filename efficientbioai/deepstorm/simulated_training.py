@@ -52,7 +52,6 @@ def validation_loss(model, pool: PatchSet, spec: DeepSTORMSection, batch: int = 
 
 def validation_scores(model, frames: np.ndarray, truth: np.ndarray, spec: DeepSTORMSection) -> dict[str, float]:
     """NMSE/PSNR of the summed reconstruction of a validation stack (the task's own metric)."""
-
     model.eval()
     _, h, w = frames.shape
     m, u = model.multiple, model.upsample
@@ -60,7 +59,6 @@ def validation_scores(model, frames: np.ndarray, truth: np.ndarray, spec: DeepST
     with torch.no_grad():  # negatives clipped, as Deep-STORM does, and summed over the frames
         parts = [torch.relu(model(torch.from_numpy(x))[:, 0]).sum(0) for x in frame_batches(frames, 16, m)]
     image = (sum(parts) if parts else torch.zeros(shape)).numpy()[: u * h, : u * w]
-
     return reconstruction_scores(image, truth, spec.metric_sigma_px)
 
 
@@ -76,7 +74,6 @@ class ValidationSet:
 
     @classmethod
     def simulate(cls, sim, spec: DeepSTORMSection, frames: int, upsample: int) -> ValidationSet:
-
         pool = simulate_patches(sim, spec, spec.validation_patches, SEEDS["validation"])
         stack, truth = simulate_filament_stack(sim.for_test(), spec.filaments, frames, SEEDS["validation"] + 1)
         return cls(pool, stack, truth_image(truth, stack.shape[1:], sim.pixel_size, upsample))

@@ -13,7 +13,7 @@ import numpy as np
 
 from efficientbioai.deepstorm.data import pad_frames
 from efficientbioai.errors import InputError
-from efficientbioai.io.frames import FrameSource, check_movie
+from efficientbioai.io.frames import FrameSource, check_finite, check_movie
 
 
 def check_stack(stack, name: str = "stack") -> FrameSource:
@@ -36,11 +36,6 @@ def check_stack(stack, name: str = "stack") -> FrameSource:
 
 def frame_batches(stack, batch_size: int, multiple: int, name: str = "stack") -> Iterator[np.ndarray]:
     """``(n, 1, H', W')`` float32 batches in order, padded to ``multiple`` and checked for NaN/Inf."""
-
     for start in range(0, len(stack), batch_size):
-        x = np.asarray(stack[start : start + batch_size], dtype=np.float32)
-        bad = ~np.isfinite(x)
-        if bad.any():
-            frame = start + int(np.argwhere(bad)[0][0])
-            raise InputError(f"{name}: NaN/Inf pixels in frame {frame + 1}; fix or drop that frame")
+        x = check_finite(np.asarray(stack[start : start + batch_size], dtype=np.float32), name, start)
         yield np.ascontiguousarray(pad_frames(x, multiple)[:, None])

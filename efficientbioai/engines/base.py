@@ -3,17 +3,9 @@
 Every engine takes a float32 batch ``(N, C, *spatial)`` of any batch size and tile size the
 artefact allows, returns the output array (or a dict of named arrays for multi-head models),
 states its precision explicitly, and can run a stream of batches with several requests in
-flight (:meth:`map_batches`).
-
-What the streaming runtime needs it asks the engine for, never its class or its members:
-
-==========================  ===========================================================
-``device_outputs(x)``       outputs as torch tensors, left on the engine's ``device``
-``keeps_outputs_on_device`` whether they are (torch, TensorRT) or on the host
-``executor(on_output, n)``  submit / drain / close with up to ``n`` batches in flight
-``move_to(device)``         place the engine on another device (torch)
-``release()``               free what it holds (compiled model, device memory)
-==========================  ===========================================================
+flight (:meth:`map_batches`). What the streaming runtime needs (``device_outputs``,
+``keeps_outputs_on_device``, ``executor``, ``move_to``, ``release``) it asks the engine for,
+never its class or its members.
 """
 
 from __future__ import annotations
@@ -51,7 +43,9 @@ class BaseInfer(ABC):
         """Outputs for one batch, in ``output_names`` order; results are on the host."""
 
     def __call__(self, x: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
-        outs = self.run(self.prepare(x))
+        return self._pack(self.run(self.prepare(x)))
+
+    def _pack(self, outs: list[np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
         return outs[0] if len(outs) == 1 else dict(zip(self.output_names, outs))
 
     def map_batches(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray | dict[str, np.ndarray]]:

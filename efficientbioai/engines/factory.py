@@ -22,9 +22,8 @@ def create_engine(variant: str, config: Config, parser: BaseParser) -> BaseInfer
     cls = ENGINES.get(engine_name)
     threads = config.engine.threads or os.cpu_count() or 1
     if engine_name == "torch":
-        if pruned:
-            return cls(load_pruned(parser.build_model(), config.artefact(variant)), precision, threads)
-        return cls(parser.load_model(), precision, threads)
+        model = load_pruned(parser.build_model(), config.artefact(variant)) if pruned else parser.load_model()
+        return cls(model, precision, threads)
     kwargs = {"num_requests": config.engine.num_requests} if engine_name == "openvino" else {}
     if engine_name == "tensorrt":
         kwargs = {"device": config.engine.tensorrt.device}

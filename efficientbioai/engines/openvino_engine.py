@@ -23,8 +23,6 @@ from efficientbioai.errors import ArtefactError, BackendUnavailableError
 from efficientbioai.registry import register_engine
 
 _HINT = {"fp32": "f32", "int8": "f32", "bf16": "bf16", "int8-bf16": "bf16"}
-
-
 #: ``ONEDNN_MAX_CPU_ISA`` values (prefixes) that still allow bf16 kernels.
 _BF16_ISAS = ("ALL", "AVX512_CORE_BF16", "AVX512_CORE_AMX", "AVX2_VNNI_2", "AVX10")
 
@@ -72,8 +70,7 @@ class OPVModule(BaseInfer):
         if threads:
             config[props.inference_num_threads] = threads
         try:
-            model = core.read_model(str(path))
-            self.compiled = core.compile_model(model, device, config)
+            self.compiled = core.compile_model(core.read_model(str(path)), device, config)
         except Exception as exc:
             raise ArtefactError(f"{path}: OpenVINO cannot load it: {exc}") from None
         self.input_rank = self.compiled.input(0).get_partial_shape().rank.get_length()
@@ -93,18 +90,16 @@ class OPVModule(BaseInfer):
         """Keep ``num_requests`` batches in flight (:class:`AsyncExecutor`); yield in order."""
         results: dict[int, list] = {}
         executor = self.executor(results.__setitem__)
-        submitted = yielded = 0
+        yielded = 0
         try:
-            for x in batches:
-                executor.submit(x, submitted)
-                submitted += 1
+            for i, x in enumerate(batches):
+                executor.submit(x, i)
                 while yielded in results:
                     yield self._pack([o.numpy() for o in results.pop(yielded)])
                     yielded += 1
-            executor.drain()
-            while yielded < submitted:
-                yield self._pack([o.numpy() for o in results.pop(yielded)])
-                yielded += 1
+            executor.drain()  # every batch left is in results now (else drain raised)
+            for i in sorted(results):
+                yield self._pack([o.numpy() for o in results.pop(i)])
         finally:
             executor.close()  # never leave requests in flight (early exit, error, Ctrl-C)
 
@@ -113,9 +108,6 @@ class OPVModule(BaseInfer):
 
     def release(self) -> None:
         del self.request, self.compiled
-
-    def _pack(self, outs: list[np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
-        return outs[0] if len(outs) == 1 else dict(zip(self.output_names, outs))
 
     def describe(self) -> dict:
         return {
@@ -142,7 +134,6 @@ class AsyncExecutor:
         self.engine, self.on_output = engine, on_output
         self.queue = ov.AsyncInferQueue(engine.compiled, max(1, requests))
         self.queue.set_callback(self._done)
-        self.n_outputs = len(engine.output_names)
         self.error: BaseException | None = None
         self.outputs: queue.Queue = queue.Queue()
         self.thread = threading.Thread(target=self._post, name="efficientbioai-post", daemon=True)
@@ -150,7 +141,7 @@ class AsyncExecutor:
 
     def _done(self, request, meta: Any) -> None:
         try:
-            outs = [request.get_output_tensor(i).data.copy() for i in range(self.n_outputs)]
+            outs = [request.get_output_tensor(i).data.copy() for i in range(len(self.engine.output_names))]
         except BaseException as exc:  # never let an exception escape into OpenVINO's thread
             exc.meta = meta
             self.error = self.error or exc

@@ -1,21 +1,14 @@
 """ONNX Runtime on an NVIDIA GPU: the CUDA and TensorRT execution providers for ``onnxruntime:*``.
 
-The second GPU route besides ``TRTModule``: it needs ``onnxruntime-gpu`` (and TensorRT's
-libraries for the TensorRT provider) instead of the ``tensorrt`` Python package, and runs the
-same ``model.onnx`` / ``model_int8.onnx`` the CPU variants use. Select it in the config:
+The GPU route without the ``tensorrt`` Python package (``onnxruntime-gpu`` instead), on the same
+ONNX files as the CPU variants. Select it in the config:
 
     engine:
       providers: [TensorrtExecutionProvider, CUDAExecutionProvider]
 
-ONNX Runtime falls back to the CPU *silently* when a provider cannot be loaded (missing CUDA,
-cuDNN or TensorRT libraries, no GPU), so ``ORTModule`` checks ``session.get_providers()``
-with :func:`check_providers` and stops with a clear error instead of reporting CPU numbers as GPU.
-
-The TensorRT provider gets the same optimization profile, workspace limit, device and fp16
-fallback as ``tensorrt:*`` engines (``engine.tensorrt``) and caches its engines and timings in
-``tensorrt/ort_cache`` beside the model. Its int8 path needs a symmetric S8 QDQ model with float
-biases; ``onnxruntime:int8`` is quantized for ONNX Runtime's CPU kernels (U8 activations, int32
-biases), so it is refused there with a pointer to ``tensorrt:int8``.
+ONNX Runtime falls back to the CPU *silently* when a provider cannot be loaded, so
+:func:`check_providers` stops with a clear error instead of reporting CPU numbers as GPU.
+The TensorRT provider takes ``engine.tensorrt``'s profile and limits, like ``tensorrt:*``.
 """
 
 from __future__ import annotations
@@ -34,12 +27,11 @@ TENSORRT = "TensorrtExecutionProvider"
 def session_providers(config, variant: str, onnx_path: Path) -> dict:
     """``ORTModule`` keyword arguments (``providers``, ``provider_options``) for ``engine.providers``."""
     precision = variant.split(":")[1]
-    device = config.engine.tensorrt.device
     options = []
     for name in config.engine.providers:
         if name == CUDA:
             # fp32 stays fp32: no TF32 (10-bit mantissa) convolutions on Ampere and newer
-            options.append({"device_id": str(device), "use_tf32": "0"})
+            options.append({"device_id": str(config.engine.tensorrt.device), "use_tf32": "0"})
         elif name == TENSORRT:
             options.append(tensorrt_provider_options(config, precision, Path(onnx_path)))
         else:
@@ -48,8 +40,11 @@ def session_providers(config, variant: str, onnx_path: Path) -> dict:
 
 
 def tensorrt_provider_options(config, precision: str, onnx_path: Path) -> dict[str, str]:
-    """Options of ONNX Runtime's TensorRT provider, from ``engine.tensorrt`` and the deployment."""
+    """Options of ONNX Runtime's TensorRT provider, from ``engine.tensorrt`` and the deployment.
 
+    int8 needs a symmetric S8 QDQ model with float biases: ``onnxruntime:int8`` (made for the
+    CPU kernels) is refused.
+    """
     settings = config.engine.tensorrt
     if precision == "int8":
         try:
@@ -64,25 +59,21 @@ def tensorrt_provider_options(config, precision: str, onnx_path: Path) -> dict[s
                 f"or onnxruntime:int8 on CUDAExecutionProvider.\n{exc}"
             ) from None
     shapes = profile_shapes(onnx_inputs(onnx_path), profile_from_config(config))
-
-    def fmt(i: int) -> str:
-        return ",".join(f"{name}:{'x'.join(str(d) for d in mm[i])}" for name, mm in shapes.items())
-
+    lo, opt, hi = (",".join(f"{name}:{'x'.join(map(str, mm[i]))}" for name, mm in shapes.items()) for i in range(3))
     cache = onnx_path.parent / "tensorrt" / "ort_cache"
     cache.mkdir(parents=True, exist_ok=True)
-    flag = {True: "True", False: "False"}
     return {
         "device_id": str(settings.device),
         "trt_max_workspace_size": str(settings.workspace_mb << 20),
-        "trt_int8_enable": flag[precision == "int8"],  # Q/DQ layers in int8 (weakly typed TensorRT)
-        "trt_fp16_enable": flag[precision == "int8" and settings.fp16_fallback],  # fp32 variant stays fp32
+        "trt_int8_enable": str(precision == "int8"),  # Q/DQ layers in int8 (weakly typed TensorRT)
+        "trt_fp16_enable": str(precision == "int8" and settings.fp16_fallback),  # fp32 variant stays fp32
         "trt_engine_cache_enable": "True",
         "trt_engine_cache_path": str(cache),
         "trt_timing_cache_enable": "True",
         "trt_timing_cache_path": str(cache),
-        "trt_profile_min_shapes": fmt(0),
-        "trt_profile_opt_shapes": fmt(1),
-        "trt_profile_max_shapes": fmt(2),
+        "trt_profile_min_shapes": lo,
+        "trt_profile_opt_shapes": opt,
+        "trt_profile_max_shapes": hi,
     }
 
 
@@ -91,8 +82,7 @@ def check_providers(requested: list[str], active: list[str], available: list[str
     missing = [p for p in requested if p != CPU and p not in active]
     if not missing:
         return
-    not_built = [p for p in missing if p not in available]
-    if not_built:
+    if not_built := [p for p in missing if p not in available]:
         why = (
             f"this onnxruntime build has no {', '.join(not_built)} (it has {', '.join(available)}); "
             "install onnxruntime-gpu instead of onnxruntime on a machine with an NVIDIA GPU"

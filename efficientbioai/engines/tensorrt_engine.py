@@ -1,11 +1,5 @@
 """``TRTModule``: a serialized TensorRT engine on an NVIDIA GPU (TensorRT 10+ named-tensor API).
 
-One call: copy the batch to the GPU, ``set_input_shape`` (dynamic batch and tile within the
-engine's optimization profile), allocate each output at the shape TensorRT infers for that
-input, ``set_tensor_address`` for every tensor, ``execute_async_v3`` on our own CUDA stream,
-synchronise the stream, copy the outputs back. :meth:`run_device` skips the host copies and
-returns the GPU tensors (call :meth:`sync` before reading them).
-
 Device memory and the stream come from ``torch.cuda`` (torch is already a dependency; its
 caching allocator makes a per-call allocation at a repeated shape free). ``tensorrt`` and
 ``torch.cuda`` are touched only when an engine is created: without them the constructor raises
@@ -120,22 +114,18 @@ class TRTModule(BaseInfer):
         self.profile = tuple(tuple(int(d) for d in s) for s in self.engine.get_tensor_profile_shape(self.input_name, 0))
         self._pending = None  # the last call's tensors, alive until the stream is synchronised
 
-    # -- running ------------------------------------------------------------------------------
-    def _check_shape(self, shape: tuple[int, ...]) -> None:
-        lo, _, hi = self.profile
-        if len(shape) != len(lo) or any(not a <= s <= b for a, s, b in zip(lo, shape, hi)):
-            raise InputError(
-                f"tensorrt: batch shape {shape} is outside the engine's profile {lo}..{hi}; rebuild with a "
-                "wider engine.tensorrt min/max batch or tile (compress.py), or feed tiles inside it"
-            )
-
     def run_device(self, x) -> list:
         """Queue one batch (numpy or a torch tensor, host or GPU); returns the output tensors on the GPU.
 
         The work is asynchronous on this engine's stream: call :meth:`sync` before reading them.
         """
         shape = tuple(int(s) for s in x.shape)
-        self._check_shape(shape)
+        lo, _, hi = self.profile
+        if len(shape) != len(lo) or any(not a <= s <= b for a, s, b in zip(lo, shape, hi)):
+            raise InputError(
+                f"tensorrt: batch shape {shape} is outside the engine's profile {lo}..{hi}; rebuild with a "
+                "wider engine.tensorrt min/max batch or tile (compress.py), or feed tiles inside it"
+            )
         with self.gpu.streaming():
             xd = self.gpu.to_device(x, self.dtypes[self.input_name])
             if not self.context.set_input_shape(self.input_name, shape):
@@ -157,7 +147,7 @@ class TRTModule(BaseInfer):
     def device_outputs(self, x) -> list:
         outs = self.run_device(x)
         self.gpu.synchronize()  # the stream's work is done before torch ops read the tensors
-        return list(outs)
+        return outs
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         outs = self.run_device(x)
@@ -190,8 +180,7 @@ def _torch_dtype(trt_dtype) -> str:
 
 def _build_info(engine_path: Path) -> dict:
     """What ``convert_tensorrt.build_engine`` recorded beside the engine (empty if absent)."""
-    info = engine_path.with_suffix(".json")
     try:
-        return json.loads(info.read_text()) if info.is_file() else {}
-    except (OSError, ValueError):
+        return json.loads(engine_path.with_suffix(".json").read_text())
+    except (OSError, ValueError):  # absent (FileNotFoundError), unreadable or not JSON
         return {}

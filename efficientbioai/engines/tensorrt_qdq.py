@@ -1,13 +1,12 @@
 """Checks that a QDQ ONNX is what TensorRT's explicit quantization accepts: symmetric S8.
 
 TensorRT quantizes symmetrically: every Q/DQ pair must have a signed int8 zero point of 0,
-weights per output channel (axis 0 for ``Conv``, 1 for ``ConvTranspose``). The TensorRT build
-(``compression.convert_tensorrt``) and ONNX Runtime's TensorRT provider both check a model
-with :func:`check_symmetric_s8` before using it.
+weights per output channel (axis 0 for ``Conv``, 1 for ``ConvTranspose``).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,14 +33,6 @@ class QDQSummary:
     problems: list[str] = field(default_factory=list)
 
 
-def _consumers(graph) -> dict[str, list]:
-    out: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            out.setdefault(name, []).append(node)
-    return out
-
-
 def _axis(node) -> int:
     return next((a.i for a in node.attribute if a.name == "axis"), 1)
 
@@ -51,15 +42,16 @@ def summarize_qdq(onnx_path: Path) -> QDQSummary:
     import onnx
     from onnx import numpy_helper
 
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    graph = model.graph
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
     inits = {i.name: i for i in graph.initializer}
-    consumers = _consumers(graph)
+    consumers = defaultdict(list)
+    for node in graph.node:
+        for name in node.input:
+            consumers[name].append(node)
     # weight tensors: initializers, and Q outputs of float weights (the Q + DQ form)
-    weights = dict(inits)
-    weights.update(
-        {n.output[0]: inits[n.input[0]] for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] in inits}
-    )
+    weights = inits | {
+        n.output[0]: inits[n.input[0]] for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] in inits
+    }
     s = QDQSummary()
     for node in graph.node:
         if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
@@ -69,7 +61,7 @@ def summarize_qdq(onnx_path: Path) -> QDQSummary:
         else:
             s.dequantize_nodes += 1
         where = f"{node.op_type} {node.name or node.output[0]!r}"
-        if any(len(c.input) > 2 and c.input[2] == node.output[0] for c in consumers.get(node.output[0], [])):
+        if any(len(c.input) > 2 and c.input[2] == node.output[0] for c in consumers[node.output[0]]):
             s.problems.append(f"{where}: a quantized bias; TensorRT needs float biases (ORT's QuantizeBias=False)")
             continue
         if len(node.input) < 3 or node.input[2] not in inits:
@@ -92,7 +84,7 @@ def summarize_qdq(onnx_path: Path) -> QDQSummary:
             stored = onnx.TensorProto.DataType.Name(w.data_type)
             if node.op_type == "DequantizeLinear" and node.input[0] in inits and w.data_type != onnx.TensorProto.INT8:
                 s.problems.append(f"{where}: weight {w.name!r} is stored as {stored}, TensorRT needs INT8")
-            users = [c.op_type for c in consumers.get(node.output[0], [])]
+            users = [c.op_type for c in consumers[node.output[0]]]
             op = next((u for u in users if u in _WEIGHT_AXIS), None)
             if scale.size > 1 and node.op_type == "DequantizeLinear":
                 s.per_channel_weights += 1

@@ -1,9 +1,7 @@
 """What building and running TensorRT engines both need: the library, a GPU, the profile.
 
-``tensorrt`` and CUDA ``torch`` are imported only when asked for: without them these raise
-:class:`BackendUnavailableError` saying what is missing and what to use instead. The
-optimization profile (min/opt/max batch and tile) comes from ``engine.tensorrt`` and the
-deployment (:func:`profile_from_config`).
+``tensorrt`` and CUDA ``torch`` are imported only when asked for, so a machine without them
+gets a :class:`BackendUnavailableError` saying what to use instead.
 """
 
 from __future__ import annotations
@@ -38,11 +36,8 @@ def require_tensorrt(what: str = "TensorRT"):
             f"index, pypi.nvidia.com). {ALTERNATIVES}"
         ) from None
     version = getattr(trt, "__version__", "0")
-    try:
-        major = int(version.split(".")[0])
-    except ValueError:
-        major = 0
-    if major < 10:
+    major = version.split(".")[0]
+    if not major.isdecimal() or int(major) < 10:
         raise BackendUnavailableError(
             f"{what} needs TensorRT 10 or newer (named-tensor API, memory pools); found {version}. {ALTERNATIVES}"
         )
@@ -111,7 +106,6 @@ def profile_from_config(config) -> Profile:
         )
     min_tile = tuple(s.min_tile or (min(a, b) for a, b in zip(tile, opt_tile)))
     max_tile = tuple(s.max_tile or (max(a, b) for a, b in zip(tile, opt_tile)))
-    profile = Profile(min_batch, opt_batch, max_batch, min_tile, opt_tile, max_tile)
     problems = []
     if not min_batch <= opt_batch <= max_batch:
         hint = "" if s.opt_batch else " (opt_batch defaults to inference.batch_size)"
@@ -133,7 +127,7 @@ def profile_from_config(config) -> Profile:
                 problems.append(f"{key} {b} lies outside min_batch..max_batch {min_batch}..{max_batch}")
     if problems:
         raise ConfigError("engine.tensorrt: " + "; ".join(problems))
-    return profile
+    return Profile(min_batch, opt_batch, max_batch, min_tile, opt_tile, max_tile)
 
 
 def onnx_inputs(onnx_path: Path) -> dict[str, list[int | str]]:
@@ -142,13 +136,11 @@ def onnx_inputs(onnx_path: Path) -> dict[str, list[int | str]]:
 
     graph = onnx.load(str(onnx_path), load_external_data=False).graph
     weights = {i.name for i in graph.initializer}
-    out = {}
-    for value in graph.input:
-        if value.name in weights:
-            continue
-        dims = value.type.tensor_type.shape.dim
-        out[value.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
-    return out
+    return {
+        v.name: [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in v.type.tensor_type.shape.dim]
+        for v in graph.input
+        if v.name not in weights
+    }
 
 
 def profile_shapes(inputs: dict[str, list[int | str]], profile: Profile) -> dict[str, tuple[Shape, Shape, Shape]]:
@@ -168,18 +160,14 @@ def profile_shapes(inputs: dict[str, list[int | str]], profile: Profile) -> dict
             raise ConfigError(f"input {name!r}: the channel axis must be static, got {dims[1]!r}")
         ranges = [(profile.min_batch, profile.opt_batch, profile.max_batch), (dims[1],) * 3]
         ranges += list(zip(profile.min_tile, profile.opt_tile, profile.max_tile))
-        shape = []
         for axis, (dim, rng) in enumerate(zip(dims, ranges)):
-            if isinstance(dim, int) and dim > 0:
-                if axis != 1 and set(rng) != {dim}:
-                    what = "batch" if axis == 0 else f"spatial axis {axis - 2}"
-                    raise ConfigError(
-                        f"input {name!r} was exported with a static {what} of {dim}, but the TensorRT "
-                        f"profile asks for {rng[0]}..{rng[2]}: set export.dynamic_batch/dynamic_spatial "
-                        "or give engine.tensorrt that size"
-                    )
-                shape.append((dim, dim, dim))
-            else:
-                shape.append(tuple(rng))
-        out[name] = tuple(tuple(int(s[i]) for s in shape) for i in range(3))
+            if axis != 1 and isinstance(dim, int) and dim > 0 and set(rng) != {dim}:
+                what = "batch" if axis == 0 else f"spatial axis {axis - 2}"
+                raise ConfigError(
+                    f"input {name!r} was exported with a static {what} of {dim}, but the TensorRT "
+                    f"profile asks for {rng[0]}..{rng[2]}: set export.dynamic_batch/dynamic_spatial "
+                    "or give engine.tensorrt that size"
+                )
+        # a static axis passed the check only where its range is (dim, dim, dim): ranges is the shape
+        out[name] = tuple(tuple(int(r[i]) for r in ranges) for i in range(3))
     return out

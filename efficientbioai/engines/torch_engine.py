@@ -34,24 +34,17 @@ class TorchModule(BaseInfer):
         self.model = model.eval().to(self.device)
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
-        with torch.no_grad():
-            out = self.model(torch.from_numpy(x).to(self.device))
-        if isinstance(out, torch.Tensor):
-            outs = [out]
-        elif isinstance(out, dict):
-            self.output_names = list(out)
-            outs = list(out.values())
-        else:
-            outs = list(out)
+        outs = self.device_outputs(x)
         self.sync()
         return [o.detach().cpu().numpy() for o in outs]
 
     def device_outputs(self, x: np.ndarray) -> list[torch.Tensor]:
         with torch.no_grad():
             out = self.model(torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(self.device))
-        if isinstance(out, torch.Tensor):
-            return [out]
-        return list(out.values()) if isinstance(out, dict) else list(out)
+        if isinstance(out, dict):
+            self.output_names = list(out)
+            return list(out.values())
+        return [out] if isinstance(out, torch.Tensor) else list(out)
 
     def move_to(self, device: str) -> None:
         self.device = torch.device(device)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 from pathlib import Path
 
 import numpy as np
 
 from efficientbioai.budget import BudgetTerm
 from efficientbioai.evaluation.report import REFERENCE, budget_lines, describe_machine, notes, summary_rows
+from efficientbioai.manifest import write_text_atomic
 
 #: Side of the crop shown per variant (pixels of the preview image).
 CROP = 256
@@ -171,8 +171,4 @@ def write_html_report(report: dict, folder: Path, previews: dict[str, np.ndarray
         f"<p>{html.escape(describe_machine(machine)) if machine else 'not recorded'}</p>"
         f"<p class='notes'>{html.escape(versions)}</p>{_COUNT}</body></html>"
     )
-    out = folder / "report.html"
-    tmp = folder / ".report.html.partial"
-    tmp.write_text(page)
-    os.replace(tmp, out)
-    return out
+    return write_text_atomic(folder / "report.html", page)

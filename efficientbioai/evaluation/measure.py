@@ -44,9 +44,7 @@ def measure_latency(engine: BaseInfer, x: np.ndarray, warmup: int = 5, runs: int
     >>> lat.runs
     3
     """
-    engine.warmup(x, warmup)
-    engine.sync()
-    return _summary([_timed(engine, x) for _ in range(runs)], warmup, x)
+    return round_robin_latency({"engine": engine}, x, warmup, runs)["engine"]
 
 
 def round_robin_latency(engines: dict[str, BaseInfer], x: np.ndarray, warmup: int = 3, runs: int = 9) -> dict:

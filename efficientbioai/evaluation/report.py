@@ -9,7 +9,7 @@ import io
 from pathlib import Path
 
 from efficientbioai.evaluation.roofline import achieved
-from efficientbioai.manifest import ISA_FEATURES, write_json
+from efficientbioai.manifest import ISA_FEATURES, write_json, write_text_atomic
 
 REFERENCE = "torch:fp32"
 
@@ -187,12 +187,7 @@ def to_markdown(report: dict) -> str:
 
 def write_report(report: dict, folder: Path) -> tuple[Path, Path]:
     """Write ``report.json`` and ``report.md`` into ``folder`` (atomically)."""
-    j = write_json(folder / "report.json", report)
-    md = folder / "report.md"
-    tmp = folder / ".report.md.partial"
-    tmp.write_text(to_markdown(report))
-    tmp.replace(md)
-    return j, md
+    return write_json(folder / "report.json", report), write_text_atomic(folder / "report.md", to_markdown(report))
 
 
 class Report(dict):

@@ -27,7 +27,7 @@ from efficientbioai.errors import ConfigError, InputError, last_line
 from efficientbioai.evaluation.accuracy_budget import budget_terms, describe_budget
 from efficientbioai.evaluation.measure import mean_scores, round_robin_latency
 from efficientbioai.evaluation.report import REFERENCE
-from efficientbioai.manifest import machine, write_json
+from efficientbioai.manifest import machine, write_json, write_text_atomic
 from efficientbioai.parsers.base import BaseParser, Sample, create_parser
 from efficientbioai.registry import TASKS
 from efficientbioai.tasks.base import Task
@@ -79,16 +79,13 @@ def measure_candidates(task: Task, candidates: list[Candidate], protocol: Latenc
     engines, broken = _start_engines(candidates, example)
     try:
         latency = round_robin_latency(engines, example, protocol.warmup, protocol.runs)
-        rows = [
-            {"variant": c.label, "precision": split_variant(c.variant)[1], "latency": latency[c.label].as_dict()}
-            for c in candidates
-            if c.label in engines
-        ]
-        rows_broken = [
-            {"variant": c.label, "precision": split_variant(c.variant)[1], "error": broken[c.label]}
-            for c in candidates
-            if c.label in broken
-        ]
+        rows, rows_broken = [], []
+        for c in candidates:
+            row = {"variant": c.label, "precision": split_variant(c.variant)[1]}
+            if c.label in engines:
+                rows.append({**row, "latency": latency[c.label].as_dict()})
+            elif c.label in broken:
+                rows_broken.append({**row, "error": broken[c.label]})
         if not samples:
             for row in rows:
                 row["scored_against"] = f"nothing: no validation data ({missing})"
@@ -227,6 +224,4 @@ def set_deployed(deploy_yaml: Path, variant: str, unusable: tuple[str, ...] = ()
     name, precision, _ = split_variant(variant)
     data["engine"]["name"], data["engine"]["precision"] = name, precision
     data["report"]["compare"] = [v for v in data["report"]["compare"] if v not in unusable]
-    tmp = deploy_yaml.with_name(".deploy.yaml.partial")
-    tmp.write_text(header + yaml.safe_dump(data, sort_keys=False))
-    tmp.replace(deploy_yaml)
+    write_text_atomic(deploy_yaml, header + yaml.safe_dump(data, sort_keys=False))

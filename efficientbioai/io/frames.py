@@ -226,7 +226,6 @@ class FolderSource(FrameSource):
     """A stack made of one file per frame (TIFF or ``.npy``), in sorted name order."""
 
     def __init__(self, folder: str | Path) -> None:
-
         self.path = Path(folder)
         self.name = str(self.path)
         self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
@@ -239,7 +238,6 @@ class FolderSource(FrameSource):
         self.dtype = np.dtype(np.float32)
 
     def _read(self, start: int, stop: int) -> np.ndarray:
-
         frames = [read_image(f) for f in self.files[start:stop]]
         for f, frame in zip(self.files[start:stop], frames):
             if frame.shape != self.shape[1:]:

@@ -63,12 +63,10 @@ class OriginalBody(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.f1(x)
-        x = self.f2(F.max_pool2d(x, 2))
-        x = self.f3(F.max_pool2d(x, 2))
-        x = self.f4(F.max_pool2d(x, 2))
-        x = self.f5(F.interpolate(x, scale_factor=2.0, mode="nearest"))
-        x = self.f6(F.interpolate(x, scale_factor=2.0, mode="nearest"))
-        x = self.f7(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        for block in (self.f2, self.f3, self.f4):
+            x = block(F.max_pool2d(x, 2))
+        for block in (self.f5, self.f6, self.f7):
+            x = block(F.interpolate(x, scale_factor=2.0, mode="nearest"))
         return self.head(x)
 
 

@@ -57,8 +57,7 @@ class OutputStage(nn.Module):
 
     def __init__(self, z_scale: float, photon_scale: float) -> None:
         super().__init__()
-        self.z_scale = z_scale
-        self.photon_scale = photon_scale
+        self.z_scale, self.photon_scale = z_scale, photon_scale
 
     def forward(self, logit_p: torch.Tensor, xyzi: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         p = torch.sigmoid(torch.clamp(logit_p, -16.0, 16.0))
@@ -92,9 +91,7 @@ class DilatedLoc(nn.Module):
     def __init__(self, width: int = 48, frames: int = 1, z_scale: float = 700.0, photon_scale: float = 20000.0):
         super().__init__()
         f = width
-        self.frames = frames
-        self.z_scale = z_scale
-        self.photon_scale = photon_scale
+        self.frames, self.z_scale, self.photon_scale = frames, z_scale, photon_scale
         self.norm = nn.BatchNorm2d(frames)
         self.l1 = ConvReLUBN(frames, f)
         self.l2 = ConvReLUBN(f + frames, f)

@@ -60,6 +60,13 @@ class BaseParser(DataSplits, TrainingCrops, ABC):
     def build_model(self) -> nn.Module:
         """The architecture with fresh weights (no checkpoint)."""
 
+    def checked_params(self, accepted: tuple[str, ...], family: str) -> dict:
+        """``model.params``, or a :class:`ConfigError` naming the ones ``family`` does not accept."""
+        unknown = sorted(set(self.params) - set(accepted))
+        if unknown:
+            raise ConfigError(f"model.params: {family} has no parameter(s) {unknown}; it accepts {list(accepted)}")
+        return self.params
+
     def load_model(self) -> nn.Module:
         """The fp32 model with the checkpoint's weights, in eval mode."""
         model = self.build_model()

@@ -69,9 +69,7 @@ class CellposeParser(BaseParser):
 
     task = "instance"
 
-    @property
-    def spatial_dims(self) -> int:
-        return 2
+    spatial_dims = 2
 
     @property
     def in_channels(self) -> int:
@@ -82,9 +80,7 @@ class CellposeParser(BaseParser):
         return self.config.cellpose or CellposeSection()
 
     def build_model(self) -> nn.Module:
-        unknown = sorted(set(self.params) - set(_PARAMS))
-        if unknown:
-            raise ConfigError(f"model.params: cellpose has no parameter(s) {unknown}; it accepts {list(_PARAMS)}")
+        self.checked_params(_PARAMS, "cellpose")
         nbase = tuple(int(n) for n in self.params.get("nbase", STANDARD_NBASE))
         if len(nbase) > 1 and nbase[0] == self.in_channels:
             nbase = nbase[1:]  # cellpose's own convention: [nchan, *widths]

@@ -41,13 +41,8 @@ class DeepSTORMParser(BaseParser):
 
     task = "reconstruct"
 
-    @property
-    def spatial_dims(self) -> int:
-        return 2
-
-    @property
-    def in_channels(self) -> int:
-        return 1
+    spatial_dims = 2
+    in_channels = 1
 
     @property
     def upsample(self) -> int:
@@ -68,21 +63,15 @@ class DeepSTORMParser(BaseParser):
             raise ConfigError("the deepstorm parser needs a 'simulation' section (pixel size, PSF, camera, density)")
         return self.config.simulation
 
-    def _check_params(self) -> None:
-        unknown = sorted(set(self.params) - set(_PARAMS))
-        if unknown:
-            raise ConfigError(f"model.params: Deep-STORM has no parameter(s) {unknown}; it accepts {list(_PARAMS)}")
-        variant = self.params.get("variant", "unet")
-        if variant not in VARIANTS:
-            raise ConfigError(f"model.params.variant must be one of {list(VARIANTS)}, got {variant!r}")
-
     def build_model(self, training: bool = False) -> nn.Module:
         """The deployed network (clipped, summed if ``sum_frames``); ``training=True``: the linear
         per-frame output the loss needs."""
-        self._check_params()
+        variant = self.checked_params(_PARAMS, "Deep-STORM").get("variant", "unet")
+        if variant not in VARIANTS:
+            raise ConfigError(f"model.params.variant must be one of {list(VARIANTS)}, got {variant!r}")
         try:
             return DeepSTORM(
-                variant=self.params.get("variant", "unet"),
+                variant=variant,
                 width=int(self.params.get("width", 32)),
                 upsample=self.upsample,
                 sum_frames=self.sum_frames and not training,

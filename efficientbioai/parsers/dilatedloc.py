@@ -32,19 +32,14 @@ class DilatedLocParser(BaseParser):
 
     task = "localize"
 
-    @property
-    def spatial_dims(self) -> int:
-        return 2
+    spatial_dims = 2
 
     @property
     def in_channels(self) -> int:
         return int(self.params.get("frames", 1))
 
     def build_model(self) -> nn.Module:
-        unknown = sorted(set(self.params) - set(_PARAMS))
-        if unknown:
-            raise ConfigError(f"model.params: DilatedLoc has no parameter(s) {unknown}; it accepts {list(_PARAMS)}")
-        return DilatedLoc(**self.params)
+        return DilatedLoc(**self.checked_params(_PARAMS, "DilatedLoc"))
 
     def default_keep_float(self) -> list[str]:
         """The output heads and stage (offset and photon regression is what int8 hurts first),

@@ -39,6 +39,13 @@ class StreamStats:
     def as_dict(self) -> dict:
         return {**asdict(self), "units_per_s": self.units_per_s, "mb_per_s": self.mb_per_s}
 
+    def __str__(self) -> str:
+        return (
+            f"{self.units:.0f} {self.unit} in {self.seconds:.1f} s — {self.units_per_s:.1f} {self.unit}/s, "
+            f"{self.mb_per_s:.2f} MB/s raw, peak RSS {self.peak_rss_mb:.0f} MB"
+            + (f" ({self.resumed_chunks} chunks resumed)" if self.resumed_chunks else "")
+        )
+
 
 class Progress:
     """A progress bar in job units, shown on terminals only (``enabled`` and stderr a TTY)."""

@@ -77,7 +77,6 @@ def adu_per_photon(camera: Camera) -> float:
 def _map(path: Path | None, shape: tuple[int, int], what: str) -> np.ndarray | None:
     if path is None:
         return None
-
     image = np.squeeze(read_image(path))
     if image.ndim == 3:  # a stack of dark frames: its mean
         image = image.mean(axis=0)

@@ -15,30 +15,14 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Camera:
-    """Camera parameters; defaults are the 2016 SMLM-challenge EMCCD.
+    """Camera parameters; defaults are the 2016 SMLM-challenge EMCCD."""
 
-    Parameters
-    ----------
-    qe : float
-        Quantum efficiency (electrons per photon).
-    em_gain : float or None
-        EMCCD electron-multiplying gain; ``None`` for sCMOS/CCD.
-    e_per_adu : float
-        Electrons per analog-digital unit.
-    baseline : float
-        Offset added to every pixel (ADU).
-    read_sigma : float
-        Read noise (electrons, after gain).
-    spurious : float
-        Spurious charge (electrons per pixel per frame).
-    """
-
-    qe: float = 0.9
-    em_gain: float | None = 300.0
-    e_per_adu: float = 45.0
-    baseline: float = 100.0
-    read_sigma: float = 74.4
-    spurious: float = 0.002
+    qe: float = 0.9  #: quantum efficiency (electrons per photon)
+    em_gain: float | None = 300.0  #: EMCCD electron-multiplying gain; None for sCMOS/CCD
+    e_per_adu: float = 45.0  #: electrons per analog-digital unit
+    baseline: float = 100.0  #: offset added to every pixel (ADU)
+    read_sigma: float = 74.4  #: read noise (electrons, after gain)
+    spurious: float = 0.002  #: spurious charge (electrons per pixel per frame)
 
     def __post_init__(self) -> None:
         if self.em_gain is not None and self.em_gain <= 0:
@@ -52,10 +36,8 @@ class Camera:
         """Noisy camera frame (ADU, float32) from an expected photon image."""
         electrons = rng.poisson(self.qe * np.clip(photons, 0, None) + self.spurious).astype(np.float64)
         if self.em_gain is not None:
-            positive = electrons > 0
-            amplified = np.zeros_like(electrons)
-            amplified[positive] = rng.gamma(electrons[positive], self.em_gain)
-            electrons = amplified
+            positive = electrons > 0  # the rest hold 0 electrons, and stay 0
+            electrons[positive] = rng.gamma(electrons[positive], self.em_gain)
         electrons = electrons + rng.normal(0.0, self.read_sigma, electrons.shape)
         adu = np.floor(electrons / self.e_per_adu) + self.baseline
         return np.clip(adu, 0, None).astype(np.float32)

@@ -19,7 +19,7 @@ the range of levels; a perfectly flat background without dark frames is refused.
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -57,9 +57,6 @@ class CameraEstimate:
         if self.read_sigma_adu is not None:  # from dark frames: ADU rms → electrons rms
             block["read_noise_e"] = float(f"{self.read_sigma_adu * e_per_adu:.4g}")
         return block
-
-    def record(self) -> dict:
-        return asdict(self)
 
 
 def _clipped(values: np.ndarray, axis: int, k: float = 4.0) -> np.ndarray:

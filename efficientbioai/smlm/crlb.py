@@ -45,14 +45,8 @@ def crlb(
             xyz = np.array([[centre + dx, centre + dy, z + dz]])
             return psf.render(xyz, np.array([1.0]), (roi, roi), pixel_size).astype(np.float64).ravel()
 
-        h = step_nm
-        grads = [
-            photons * (unit(dx=h) - unit(dx=-h)) / (2 * h),
-            photons * (unit(dy=h) - unit(dy=-h)) / (2 * h),
-            photons * (unit(dz=h) - unit(dz=-h)) / (2 * h),
-            unit(),
-            np.ones(roi * roi),
-        ]
+        grads = [photons * (unit(*d) - unit(*-d)) / (2 * step_nm) for d in step_nm * np.eye(3)]
+        grads += [unit(), np.ones(roi * roi)]
         jac = np.stack(grads, axis=1)
         mu = photons * unit() + background
         fisher = (jac / mu[:, None]).T @ jac
@@ -72,10 +66,5 @@ def simulation_crlb(sim, z_nm: np.ndarray, photons: float, background: float) ->
     detected photons, as the simulator does) and the EMCCD excess noise if the camera has gain."""
     qe = sim.camera.qe
     return crlb(
-        sim.psf.build(),
-        z_nm,
-        qe * photons,
-        qe * background,
-        sim.pixel_size,
-        emccd=sim.camera.em_gain is not None,
+        sim.psf.build(), z_nm, qe * photons, qe * background, sim.pixel_size, emccd=sim.camera.em_gain is not None
     )

@@ -84,18 +84,12 @@ def read_localizations(path: str | Path) -> np.ndarray:
         rows = list(csv.reader(f))
     if not rows:
         raise InputError(f"{path}: empty file")
-    header = [h.strip() for h in rows[0]]
-    if _numeric(rows[0]):
-        header, data = [h.strip() for h in CHALLENGE_HEADER], rows
-    else:
-        data = rows[1:]
+    numeric = _numeric(rows[0])
+    header = [h.strip() for h in (CHALLENGE_HEADER if numeric else rows[0])]
+    data = rows if numeric else rows[1:]
     lowered = [h.lower() for h in header]
-    index = {}
-    for col, names in _ALIASES.items():
-        for name in names:
-            if name.lower() in lowered:
-                index[col] = lowered.index(name.lower())
-                break
+    found = {col: [name for name in names if name in lowered] for col, names in _ALIASES.items()}  # names: lower case
+    index = {col: lowered.index(names[0]) for col, names in found.items() if names}
     missing = [c for c in _REQUIRED if c not in index]
     if missing:
         raise InputError(

@@ -52,18 +52,15 @@ def _pairs_in_frame(p: np.ndarray, g: np.ndarray, lat: float, ax: float, method:
         cost = np.where(ok, dist, 1e12)
         rows, cols = linear_sum_assignment(cost)
         return [(int(r), int(c)) for r, c in zip(rows, cols) if ok[r, c]]
-    pairs = []
-    order = np.argsort(np.where(ok, dist, np.inf), axis=None)
-    used_p, used_g = set(), set()
-    for flat in order:
-        i, j = divmod(int(flat), dist.shape[1])
+    pairs, used_p, used_g = [], set(), set()
+    rows, cols = np.unravel_index(np.argsort(np.where(ok, dist, np.inf), axis=None), dist.shape)
+    for i, j in zip(rows.tolist(), cols.tolist()):
         if not ok[i, j]:
             break
-        if i in used_p or j in used_g:
-            continue
-        used_p.add(i)
-        used_g.add(j)
-        pairs.append((i, j))
+        if i not in used_p and j not in used_g:
+            used_p.add(i)
+            used_g.add(j)
+            pairs.append((i, j))
     return pairs
 
 

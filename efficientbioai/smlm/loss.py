@@ -37,12 +37,7 @@ def mixture_loss(out: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor, z_s
     p = out[:, 0].flatten(1)
     cx, cy = _pixel_centres(h, w, out.device)
     scale = torch.tensor([1.0, 1.0, z_scale, photon_scale], device=out.device)
-    mu = (
-        torch.stack(
-            [out[:, 1].flatten(1) + cx, out[:, 2].flatten(1) + cy, out[:, 3].flatten(1), out[:, 4].flatten(1)], -1
-        )
-        / scale
-    )  # (B, K, 4)
+    mu = torch.cat([out[:, 1:3].flatten(2) + torch.stack([cx, cy]), out[:, 3:5].flatten(2)], 1).transpose(1, 2) / scale
     sigma = out[:, 5:9].flatten(2).transpose(1, 2)  # (B, K, 4), already in scaled units
     log_w = torch.log(p.clamp_min(1e-8)) - torch.log(p.sum(1, keepdim=True).clamp_min(1e-8))
     # Σ_d ((t_d − μ_d)/σ_d)² expanded into one batched matrix product (B, M, 12) @ (B, 12, K):
@@ -88,9 +83,4 @@ def dilatedloc_loss(
     weights = torch.where(target > 0, positive_weight, 1 - positive_weight)
     bce = F.binary_cross_entropy(p.clamp(1e-6, 1 - 1e-6), target, weight=weights, reduction="none").flatten(1).sum(1)
     total = (count + gmm + bce_weight * bce).mean()
-    parts = {
-        "count": float(count.mean().detach()),
-        "gmm": float(gmm.mean().detach()),
-        "bce": float(bce.mean().detach()),
-    }
-    return total, parts
+    return total, {name: float(part.mean().detach()) for name, part in (("count", count), ("gmm", gmm), ("bce", bce))}

@@ -35,13 +35,7 @@ class GaussianPSF:
         s = np.full(np.shape(z_nm), self.sigma_nm, dtype=np.float64)
         return s, s
 
-    def render(
-        self,
-        xyz_nm: np.ndarray,
-        photons: np.ndarray,
-        shape: tuple[int, int],
-        pixel_size: float,
-    ) -> np.ndarray:
+    def render(self, xyz_nm: np.ndarray, photons: np.ndarray, shape: tuple[int, int], pixel_size: float) -> np.ndarray:
         """Expected photons per pixel of ``shape`` (rows, cols) from emitters ``(N, 3)`` in nm."""
         xyz_nm = np.asarray(xyz_nm, dtype=np.float64).reshape(-1, 3)
         photons = np.asarray(photons, dtype=np.float64).reshape(-1)

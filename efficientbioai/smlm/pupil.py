@@ -12,7 +12,7 @@ vectorial (polarisation) corrections at NA 1.49 are not included.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import factorial
+from math import comb
 
 import numpy as np
 from scipy import ndimage
@@ -32,13 +32,8 @@ def zernike(n: int, m: int, rho: np.ndarray, theta: np.ndarray) -> np.ndarray:
     if (n - abs(m)) % 2 or abs(m) > n:
         raise ValueError(f"Zernike (n={n}, m={m}) needs |m| ≤ n and n − |m| even")
     radial = np.zeros_like(rho)
-    for k in range((n - abs(m)) // 2 + 1):
-        c = (
-            (-1) ** k
-            * factorial(n - k)
-            / (factorial(k) * factorial((n + abs(m)) // 2 - k) * factorial((n - abs(m)) // 2 - k))
-        )
-        radial += c * rho ** (n - 2 * k)
+    for k in range((n - abs(m)) // 2 + 1):  # (n−k)! / (k! ((n+|m|)/2 − k)! ((n−|m|)/2 − k)!), an integer
+        radial += (-1) ** k * comb(n - k, k) * comb(n - 2 * k, (n + abs(m)) // 2 - k) * rho ** (n - 2 * k)
     return radial * (np.cos(m * theta) if m >= 0 else np.sin(-m * theta))
 
 
@@ -81,9 +76,8 @@ class PupilPSF:
         intensity /= intensity.sum()  # all light reaching the (periodic) image plane
         c = n // 2
         half = (self.patch_px // 2) * self.oversample + self.oversample // 2  # emitter mid-pixel
-        crop = intensity[
-            c - half : c - half + self.patch_px * self.oversample, c - half : c - half + self.patch_px * self.oversample
-        ]
+        window = slice(c - half, c - half + self.patch_px * self.oversample)
+        crop = intensity[window, window]
         binned = crop.reshape(self.patch_px, self.oversample, self.patch_px, self.oversample).sum((1, 3))
         return ndimage.gaussian_filter(binned, self.blur_px, mode="constant") if self.blur_px else binned
 

@@ -38,7 +38,6 @@ class PSFSection(Section):
             return GaussianPSF(self.sigma_nm)
         if self.kind == "astigmatic":
             return AstigmaticPSF(self.sigma_nm, self.focal_offset_nm, self.depth_nm)
-
         coeffs = dict(PRESETS[self.preset]) if self.preset else {}
         for n, m, c in self.zernike_nm:
             coeffs[(n, m)] = coeffs.get((n, m), 0.0) + c

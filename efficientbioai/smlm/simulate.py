@@ -14,30 +14,15 @@ import numpy as np
 from efficientbioai.smlm.camera import Camera
 from efficientbioai.smlm.psf import GaussianPSF
 
-#: Ground-truth columns, in this order: 1-based frame, x, y, z (nm), photons.
-GT_COLUMNS = ("frame", "x", "y", "z", "photons")
-
 
 @dataclass(frozen=True)
 class EmitterSampler:
-    """How emitters are drawn for each frame.
+    """How emitters are drawn for each frame."""
 
-    Parameters
-    ----------
-    density_per_um2 : float
-        Mean emitters per µm² of the sampled area.
-    photons : (float, float)
-        Uniform range of photons per emitter per frame.
-    z_range_nm : (float, float)
-        Uniform range of z (use (0, 0) for 2D).
-    margin_px : float
-        Border (pixels) kept free of emitter centres.
-    """
-
-    density_per_um2: float = 1.0
-    photons: tuple[float, float] = (1000.0, 5000.0)
-    z_range_nm: tuple[float, float] = (0.0, 0.0)
-    margin_px: float = 1.0
+    density_per_um2: float = 1.0  #: mean emitters per µm² of the sampled area
+    photons: tuple[float, float] = (1000.0, 5000.0)  #: uniform range of photons per emitter per frame
+    z_range_nm: tuple[float, float] = (0.0, 0.0)  #: uniform range of z ((0, 0) for 2D)
+    margin_px: float = 1.0  #: border (pixels) kept free of emitter centres
 
     def sample(self, shape: tuple[int, int], pixel_size: float, rng: np.random.Generator) -> np.ndarray:
         """``(N, 4)`` array of x, y, z (nm) and photons for one frame."""

@@ -180,9 +180,7 @@ def normalized_psnr(
     >>> round(normalized_psnr(np.array([1., 2, 3, 5]), np.array([0., 0, 10, 10])), 4)
     11.4613
     """
-    p, t = care_normalize(pred, target, pmin, pmax)
-    mse = float(np.mean((p - t) ** 2))
-    return float("inf") if mse == 0 else float(10 * np.log10(data_range**2 / mse))
+    return psnr(*care_normalize(pred, target, pmin, pmax), data_range=data_range)
 
 
 def normalized_ssim(
@@ -200,8 +198,7 @@ def normalized_ssim(
     >>> round(normalized_ssim(37 * t + 500, t), 6)
     1.0
     """
-    p, t = care_normalize(pred, target, pmin, pmax)
-    return ssim(p, t, data_range=data_range)
+    return ssim(*care_normalize(pred, target, pmin, pmax), data_range=data_range)
 
 
 def dice(pred_mask: np.ndarray, ref_mask: np.ndarray) -> float:

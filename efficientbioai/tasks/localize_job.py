@@ -50,28 +50,20 @@ def detections(
     is_max = p == _max3x3(p)
     summed = F.conv2d(p, post.plus.to(p.device), padding=1)
     score = torch.where(is_max & (p > 0), summed, torch.where(p > post.split, p, torch.zeros_like(p)))
-    found = score[:, 0] > post.threshold
-    if tile is not None:
-        core = torch.zeros_like(found)
-        core[(slice(None), *tile.core)] = True
-        found &= core
-    idx = torch.nonzero(found)
+    idx = torch.nonzero(_in_core(score[:, 0] > post.threshold, tile))
     if len(idx) == 0:
         return empty_table()
     f, r, c = idx[:, 0], idx[:, 1], idx[:, 2]
     v = raw[f, :, r, c]  # (K, 9): only the detected pixels
     px = post.pixel_size
-    cols = c.to(raw.dtype) + 0.5
-    rows = r.to(raw.dtype) + 0.5
-    x = (cols + v[:, 1]) * px
-    y = (rows + v[:, 2]) * px
+    x = (c.to(raw.dtype) + 0.5 + v[:, 1]) * px
+    y = (r.to(raw.dtype) + 0.5 + v[:, 2]) * px
     sigma = torch.sqrt(v[:, 5] ** 2 + v[:, 6] ** 2) * px / np.sqrt(2)
     s = score[f, 0, r, c].clamp(max=1.0)
-    table = torch.stack([x, y, v[:, 3], v[:, 4], sigma, s], 1).double()
-    if tile is not None and any(tile.origin):
-        table[:, 0] += tile.origin[1] * px
-        table[:, 1] += tile.origin[0] * px
-    return torch.cat([(f[:, None] + first_frame).double(), table], 1).cpu().numpy()
+    table = torch.cat(
+        [(f[:, None] + first_frame).double(), torch.stack([x, y, v[:, 3], v[:, 4], sigma, s], 1).double()], 1
+    )
+    return _in_frame(table, tile, px)
 
 
 def table_from_dense(
@@ -83,17 +75,25 @@ def table_from_dense(
     tile's core and moves x, y into frame coordinates. Without, equals
     :func:`efficientbioai.smlm.postprocess.dense_to_table`.
     """
-    found = dense[:, 0] > 0
-    if tile is not None:
-        core = torch.zeros_like(found)
-        core[(slice(None), *tile.core)] = True
-        found &= core
-    idx = torch.nonzero(found)
+    idx = torch.nonzero(_in_core(dense[:, 0] > 0, tile))
     if len(idx) == 0:
         return empty_table()
     vals = dense[idx[:, 0], :, idx[:, 1], idx[:, 2]].double()
     frames = (idx[:, :1] + first_frame).double()
-    table = torch.cat([frames, vals[:, 1:6], vals[:, :1]], 1)
+    return _in_frame(torch.cat([frames, vals[:, 1:6], vals[:, :1]], 1), tile, pixel_size)
+
+
+def _in_core(found: torch.Tensor, tile: FieldTile | None) -> torch.Tensor:
+    """``found`` ``(N, h, w)`` where it lies in the tile's core (a tile reports only its core)."""
+    if tile is not None:
+        core = torch.zeros_like(found)
+        core[(slice(None), *tile.core)] = True
+        found &= core
+    return found
+
+
+def _in_frame(table: torch.Tensor, tile: FieldTile | None, pixel_size: float) -> np.ndarray:
+    """Rows with x, y (columns 1, 2) moved from tile into frame coordinates, on the host."""
     if tile is not None and any(tile.origin):
         table[:, 1] += tile.origin[1] * pixel_size
         table[:, 2] += tile.origin[0] * pixel_size

@@ -70,7 +70,6 @@ class ReconstructionTask(Task):
         return self.config.simulation
 
     def _settings(self):
-
         return self.config.deepstorm or DeepSTORMSection()
 
     # -- data ------------------------------------------------------------------------------------
@@ -130,7 +129,6 @@ class ReconstructionTask(Task):
         return reconstruction_scores(output, reference, self._settings().metric_sigma_px)
 
     def write(self, output: np.ndarray, folder: Path, name: str) -> Path:
-
         tif, _ = save_rendering(output, folder / f"{name}_sr")
         return tif
 

@@ -1,12 +1,8 @@
-"""Train a CPnet with cellpose's own ``train.train_seg`` on generated nuclei images.
+"""Train a CPnet with cellpose's own ``train.train_seg`` on generated nuclei images
+(:mod:`efficientbioai.cellpose.train_seg`); the model file cellpose writes (a state_dict, with
+``diam_mean`` and ``diam_labels`` inside) is copied atomically to the output.
 
     efficientbioai train --config configs/cellpose_nuclei.yaml
-
-Training, test-loss and evaluation images come from disjoint seed ranges
-(:data:`efficientbioai.datasets.nuclei.SEED_OFFSETS`). The model file cellpose writes (a
-state_dict, with ``diam_mean`` and ``diam_labels`` inside) is copied atomically to
-``model.checkpoint``, with a JSON record beside it (command, settings, loss curves, AP on
-held-out images).
 """
 
 from __future__ import annotations
@@ -16,6 +12,7 @@ import os
 import shutil
 import tempfile
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
@@ -64,14 +61,8 @@ def train_cellpose(config: Config | str | Path, resume: bool = False, output: st
         "test_loss": {i: round(float(v), 4) for i, v in enumerate(test_losses) if v},
         "seconds": round(seconds, 1),
         "torch": torch.__version__,
-        "cellpose": _cellpose_version(),
+        "cellpose": version("cellpose"),
     }
     write_json(out.with_suffix(".json"), record)
     log.info("cellpose model written to %s (%.0f s)", out, seconds)
     return out
-
-
-def _cellpose_version() -> str:
-    from importlib.metadata import version
-
-    return version("cellpose")

@@ -9,8 +9,7 @@ at full weight from step 0 it drives an untrained network's output to zero, and 
 hundred steps are lost climbing out of that. Deep-STORM's plateau schedule becomes a StepLR (``train.lr_step``,
 ``train.lr_decay``) because a CPU run has a fixed step budget. Every ``validation_every`` steps
 the validation loss and NMSE/PSNR of a reconstructed validation filament stack (its own seeds,
-``train.validation_frames`` frames) are logged; the JSON record beside the checkpoint holds the
-command, the settings, the statistics and that curve.
+``train.validation_frames`` frames) go to the log and the record.
 """
 
 from __future__ import annotations
@@ -43,7 +42,6 @@ log = logging.getLogger(__name__)
 def train_deepstorm(config: Config | str | Path, resume: bool = False, output: str | Path | None = None) -> Path:
     """Train the config's Deep-STORM model; returns the checkpoint path (best validation loss):
     ``output``, default a new file beside ``model.checkpoint``, which ``resume`` continues from."""
-
     cfg, source, parser, out = start_training(config, output, "reconstruct", "a Deep-STORM model", simulated=True)
     settings, spec, sim = cfg.train or TrainSection(), cfg.deepstorm or DeepSTORMSection(), cfg.simulation
     ckpt = Path(cfg.model.checkpoint) if cfg.model.checkpoint else out
@@ -67,13 +65,23 @@ def train_deepstorm(config: Config | str | Path, resume: bool = False, output: s
         mean, std = normalisation_stats(pool.inputs)
         model.norm_mean.fill_(mean)
         model.norm_std.fill_(std)
-    stats = {"mean": float(model.norm_mean), "std": float(model.norm_std)}
+    head = {
+        "command": f"efficientbioai train --config {source}" + (" --resume" if resume else "") + f" --output {out}",
+        "model": {"variant": model.variant, "width": model.width, "upsample": model.upsample},
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "train": settings.model_dump(),
+        "deepstorm": spec.model_dump(),
+        "normalisation": {
+            "mean": float(model.norm_mean),
+            "std": float(model.norm_std),
+            "how": "per-frame min-max to [0, 1], then (x - mean) / std; buffers in the state_dict",
+        },
+    }
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, settings.lr_step, settings.lr_decay)
     rng = np.random.default_rng(settings.seed)
     order, cursor = rng.permutation(len(pool)), 0
-    history: list[dict] = []
-    best = float("inf")
+    history, best = [], float("inf")
     warmup = max(1, settings.steps // 10)  # L1 ramps up: from the start it drives the output to 0
     simulated = round(time.time() - start, 1)
     bar = progress_bar(range(settings.steps), desc="training Deep-STORM", mininterval=2.0)
@@ -99,37 +107,18 @@ def train_deepstorm(config: Config | str | Path, resume: bool = False, output: s
                 "seconds": round(time.time() - start, 1),
             }
             history.append(val)
-            log.info(
-                "step %d: val loss %.4f, NMSE %.1f %%, PSNR %.2f dB",
-                step + 1,
-                val["val_loss"],
-                val["nmse"],
-                val["psnr"],
-            )
+            log.info("step %(step)d: val loss %(val_loss).4f, NMSE %(nmse).1f %%, PSNR %(psnr).2f dB", val)
             if val["val_loss"] < best:
                 best = val["val_loss"]
                 save_checkpoint(model.state_dict(), out)
-            _save_record(out, source, settings, spec, stats, history, time.time() - start, simulated, resume, model)
+            record = {
+                **head,
+                "kept_step": min(history, key=lambda r: r["val_loss"])["step"],
+                "validation": history,
+                "seconds": round(time.time() - start, 1),
+                "seconds_simulating": simulated,
+                "threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+            }
+            write_json(out.with_suffix(".json"), record)
     return out
-
-
-def _save_record(out, source, settings, spec, stats, history, seconds, simulated, resume, model) -> None:
-    best = min(history, key=lambda r: r["val_loss"])
-    record = {
-        "command": f"efficientbioai train --config {source}" + (" --resume" if resume else "") + f" --output {out}",
-        "model": {"variant": model.variant, "width": model.width, "upsample": model.upsample},
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-        "train": settings.model_dump(),
-        "deepstorm": spec.model_dump(),
-        "normalisation": {
-            **stats,
-            "how": "per-frame min-max to [0, 1], then (x - mean) / std; buffers in the state_dict",
-        },
-        "kept_step": best["step"],
-        "validation": history,
-        "seconds": round(seconds, 1),
-        "seconds_simulating": simulated,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-    }
-    write_json(out.with_suffix(".json"), record)

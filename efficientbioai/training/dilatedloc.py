@@ -4,9 +4,7 @@
 
 Every step draws a fresh batch (seeds from the ``train`` range); every ``validation_every``
 steps the model localizes a fixed validation stack (its own seed range, never the evaluation
-stack) and the Jaccard index and lateral/axial RMSE are logged. The checkpoint (a state_dict)
-is written atomically to ``--output`` (default: a new file beside ``model.checkpoint``) with a
-JSON record beside it; ``--resume`` continues from ``model.checkpoint``.
+stack), and the checkpoint and its record are written.
 """
 
 from __future__ import annotations
@@ -36,15 +34,21 @@ log = logging.getLogger(__name__)
 def train_dilatedloc(config: Config | str | Path, resume: bool = False, output: str | Path | None = None) -> Path:
     """Train the config's model; returns the checkpoint path (``output``, default a new file beside
     ``model.checkpoint``). ``resume`` continues from ``model.checkpoint`` and its record."""
-
     cfg, source, parser, out = start_training(config, output, "localize", "a DilatedLoc model", simulated=True)
     settings, sim = cfg.train or TrainSection(), cfg.simulation
     ckpt = Path(cfg.model.checkpoint) if cfg.model.checkpoint else out
     torch.manual_seed(settings.seed)
     torch.set_flush_denormal(True)  # denormal activations slow every op (see engines/torch_engine.py)
     model = parser.load_model() if resume and ckpt.is_file() else parser.build_model()
-    record = ckpt.with_suffix(".json")
-    earlier = json.loads(record.read_text()) if resume and record.is_file() else None
+    earlier = ckpt.with_suffix(".json")
+    # a resumed run keeps the record of the run it continued (the provenance of the weights)
+    resumed = {"resumed_from": json.loads(earlier.read_text())} if resume and earlier.is_file() else {}
+    record = out.with_suffix(".json")
+    head = {
+        "command": f"efficientbioai train --config {source}" + (" --resume" if resume else "") + f" --output {out}",
+        "train": settings.model_dump(),
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+    }
     opt = torch.optim.NAdam(model.parameters(), lr=settings.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, settings.lr_step, settings.lr_decay)
     z_scale, photon_scale = float(model.z_scale), float(model.photon_scale)
@@ -71,37 +75,12 @@ def train_dilatedloc(config: Config | str | Path, resume: bool = False, output: 
             val.update(step=step + 1, loss=round(loss.item(), 3))
             history.append(val)
             log.info(
-                "step %d: Jaccard %.3f, RMSE lateral %.1f nm, axial %.1f nm",
-                step + 1,
-                val["jaccard"],
-                val["rmse_lateral"],
-                val["rmse_axial"],
+                "step %(step)d: Jaccard %(jaccard).3f, RMSE lateral %(rmse_lateral).1f nm, axial %(rmse_axial).1f nm",
+                val,
             )
-            _save(model, out, source, settings, history, time.time() - start, resume, earlier)
+            save_checkpoint(model.state_dict(), out)
+            seconds = round(time.time() - start, 1)
+            write_json(
+                record, {**head, "validation": history, "seconds": seconds, "torch": torch.__version__, **resumed}
+            )
     return out
-
-
-def _save(
-    model,
-    out: Path,
-    source: str,
-    settings: TrainSection,
-    history: list,
-    seconds: float,
-    resume: bool,
-    earlier: dict | None = None,
-) -> None:
-    """Checkpoint and its JSON record, each written atomically; a resumed run keeps the record
-    of the run it continued under ``resumed_from`` (the provenance of the weights)."""
-    save_checkpoint(model.state_dict(), out)
-    record = {
-        "command": f"efficientbioai train --config {source}" + (" --resume" if resume else "") + f" --output {out}",
-        "train": settings.model_dump(),
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-        "validation": history,
-        "seconds": round(seconds, 1),
-        "torch": torch.__version__,
-    }
-    if earlier is not None:
-        record["resumed_from"] = earlier
-    write_json(out.with_suffix(".json"), record)
