@@ -6,8 +6,7 @@ OpenVINO / ONNX Runtime / TensorRT, and measure latency, energy and accuracy aga
     report = efficientbioai.infer(exp, images="my_images/")
     engine = efficientbioai.load_engine(exp, "openvino:int8")
 
-The names below load on first use, so ``import efficientbioai`` stays light. (The scripts
-``efficientbioai/compress.py`` and ``inference.py`` are run as files, never imported.)
+The names below load on first use, so ``import efficientbioai`` stays light.
 """
 
 from importlib import import_module

@@ -13,6 +13,10 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
+from rich.console import Console
+from rich.table import Table
+
 from efficientbioai.api.bioimageio_export import export_bioimageio
 from efficientbioai.api.infer import run_inference
 from efficientbioai.api.stream import stream_input
@@ -132,8 +136,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_camera(args: argparse.Namespace) -> int:
-    import yaml
-
     def frames(path: str):
         source = open_frames(path)
         return source.read(0, min(len(source), MAX_FRAMES)) if source.ndim == 3 else source[None]
@@ -165,9 +167,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_machine(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     result = ceilings(refresh=args.refresh)
     table = Table(title=f"Convolution ceilings — {describe_machine(result['machine'])}")
     for name in ("precision", "GFLOP/s", "× fp32", *(f"width {r['width']}" for r in result["per_width"])):
@@ -183,9 +182,6 @@ def cmd_machine(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     seconds = parse_duration(args.time) if args.time else None
     record = tune(
         args.config, args.exp_path, seconds, tuple(args.prune_ratios), args.overwrite, tuple(args.prune_flops)
@@ -231,9 +227,6 @@ def cmd_crlb(args: argparse.Namespace) -> int:
 
 
 def cmd_prune_sweep(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     ratios = tuple(float(r) for r in args.ratios.split(","))
     if any(not 0 <= r < 0.95 for r in ratios):
         raise ConfigError(f"--ratios must lie in [0, 0.95); got {args.ratios}")

@@ -14,6 +14,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -441,14 +442,10 @@ def _family_fields() -> dict[str, Any]:
     for name in SECTIONS.names():
         cls = SECTIONS.get(name)
         description, always = SECTION_INFO[name]
-        fields[name] = (
-            (cls, Field(default_factory=cls, description=description))
-            if always
-            else (
-                cls | None,
-                Field(None, description=description),
-            )
-        )
+        if always:
+            fields[name] = (cls, Field(default_factory=cls, description=description))
+        else:
+            fields[name] = (cls | None, Field(None, description=description))
     fields["artefacts"] = (
         dict[str, str],
         Field(default_factory=dict, description="written by compress: variant → file, relative to here"),
@@ -479,30 +476,15 @@ def check_variant(variant: str) -> None:
         raise ValueError(f"engine {engine!r} has no precision {precision!r}; choose one of {PRECISIONS[engine]}")
 
 
-_PATH_FIELDS = (
-    ("model", "checkpoint"),
-    ("model", "bioimageio"),
-    ("data", "calibration", "inputs"),
-    ("data", "calibration", "targets"),
-    ("data", "validation", "inputs"),
-    ("data", "validation", "targets"),
-    ("data", "evaluation", "inputs"),
-    ("data", "evaluation", "targets"),
-    ("inference", "input"),
-    ("inference", "target"),
-    ("inference", "output_dir"),
-    ("engine", "tensorrt", "timing_cache"),
-)
-
-
-def _resolve_paths(cfg: Config, base: Path) -> None:
-    for *parents, leaf in _PATH_FIELDS:
-        node: Any = cfg
-        for p in parents:
-            node = getattr(node, p)
-        value = getattr(node, leaf)
-        if value is not None and not Path(value).is_absolute():
-            setattr(node, leaf, (base / value).resolve())
+def _resolve_paths(node: Section, base: Path, names: Iterable[str] | None = None) -> None:
+    """Make the relative ``Path`` fields of ``node`` (its fields ``names``, default all) and of its
+    sub-sections absolute against ``base``."""
+    for name in type(node).model_fields if names is None else names:
+        value = getattr(node, name)
+        if isinstance(value, Section):
+            _resolve_paths(value, base)
+        elif isinstance(value, Path) and not value.is_absolute():
+            setattr(node, name, (base / value).resolve())
 
 
 def _format_error(err: dict[str, Any], path: Path | str) -> str:
@@ -540,7 +522,7 @@ def parse_config(data: Any, path: Path | str = "<config>", base_dir: Path | None
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines)) from None
     if base_dir is not None:
         cfg.source_dir = base_dir.resolve()
-        _resolve_paths(cfg, cfg.source_dir)
+        _resolve_paths(cfg, cfg.source_dir, _CoreConfig.model_fields)  # a family's section keeps its paths as written
     return cfg
 
 

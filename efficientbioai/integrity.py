@@ -14,6 +14,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable
+from contextlib import suppress
 from pathlib import Path
 
 from efficientbioai.config import Config
@@ -85,8 +86,6 @@ def check_artefacts(exp: Path, files: Iterable[Path], trust_modified: bool = Fal
             raise ArtefactError(f"{message}; run compress again, or pass --trust-modified to run it anyway")
         log.warning("%s; running it anyway (--trust-modified)", message)
     if cache != before:
-        try:
+        with suppress(OSError):  # a read-only experiment folder: hash again next time
             write_json(exp / CACHE, cache)
-        except OSError:  # a read-only experiment folder: hash again next time
-            pass
     return out

@@ -19,7 +19,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from efficientbioai.errors import InputError
@@ -46,10 +46,8 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
         os.pwrite(fd, json.dumps(holder).encode(), 0)
         yield
     finally:
-        try:
+        with suppress(OSError):
             path.unlink(missing_ok=True)  # while still locked: a waiting run then retries on a new file
-        except OSError:
-            pass
         os.close(fd)  # releases the lock
 
 
@@ -73,11 +71,9 @@ def _acquire(folder: Path, path: Path, what: str) -> int:
                 f"{folder} is being written by another run ({holder}); wait for it to finish "
                 f"or choose another folder for {what}"
             ) from None
-        try:
+        with suppress(FileNotFoundError):
             if os.fstat(fd).st_ino == os.stat(path).st_ino:
                 return fd
-        except FileNotFoundError:
-            pass
         os.close(fd)  # the holder removed this file as we locked it: lock the new one
 
 

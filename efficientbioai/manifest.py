@@ -7,6 +7,7 @@ import importlib.metadata
 import json
 import os
 import platform
+from contextlib import suppress
 from pathlib import Path
 
 import torch
@@ -19,10 +20,8 @@ def library_versions() -> dict[str, str]:
     """Installed versions of the libraries a result depends on (missing ones left out)."""
     out = {"python": platform.python_version()}
     for name in _LIBRARIES:
-        try:
+        with suppress(importlib.metadata.PackageNotFoundError):
             out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
     return out
 
 

@@ -195,7 +195,6 @@ def stream_input(
     list of (Path, StreamStats)
         One output file per input, and what it cost.
     """
-
     deploy = Path(deploy)
     config = config or load_config(deploy)
     variant = variant or config.deployed_variant

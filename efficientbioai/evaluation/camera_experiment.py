@@ -29,7 +29,6 @@ OTHER_SCMOS = Camera(qe=0.8, em_gain=None, e_per_adu=0.25, baseline=400.0, read_
 
 def localize_with_cameras(config_path: str | Path, frames: int = 64, seed: int = 20_260_101):
     """Rows of {data, conversion, jaccard, recall, precision, rmse_lateral} and the estimates."""
-
     config = load_config(config_path)
     sim = config.simulation.for_test()
     training = sim.camera.build()
@@ -60,7 +59,6 @@ def localize_with_cameras(config_path: str | Path, frames: int = 64, seed: int =
 def camera_estimates(sim, seed: int, frames: int = 200) -> list[tuple[str, CameraEstimate | None, Camera]]:
     """Each camera estimated from a movie it recorded (blinking emitters on a flat background),
     without and with 20 dark frames; None where the estimator refuses (flat background, no dark)."""
-
     rng = np.random.default_rng(seed + 1)
     out: list[tuple[str, CameraEstimate | None, Camera]] = []
     for name, cam, emccd in (("EMCCD", EMCCD, True), ("sCMOS", OTHER_SCMOS, False)):

@@ -70,13 +70,12 @@ def _timed(engine: BaseInfer, x: np.ndarray) -> float:
 
 def _summary(times: list[float], warmup: int, x: np.ndarray) -> Latency:
     t = np.asarray(times)
-    runs = len(t)
     return Latency(
         median_ms=float(np.median(t)),
         p90_ms=float(np.percentile(t, 90)),
         mean_ms=float(t.mean()),
         min_ms=float(t.min()),
-        runs=runs,
+        runs=len(t),
         warmup=warmup,
         batch_size=int(x.shape[0]),
     )

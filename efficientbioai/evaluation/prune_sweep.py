@@ -51,9 +51,8 @@ def sensitivity_sweep(
     if not samples:
         raise InputError("no evaluation samples: set data.evaluation or inference.input")
     metric = task.primary_metric
-    reference = [
-        task.predict(TorchModule(model, "fp32", cfg.engine.threads or os.cpu_count() or 1), s) for s in samples
-    ]
+    threads = cfg.engine.threads or os.cpu_count() or 1
+    reference = [task.predict(TorchModule(model, "fp32", threads), s) for s in samples]
     batch = task.example_batch(samples[0], cfg.report.latency.batch_size or cfg.inference.batch_size)
     settings = cfg.prune.model_copy(deep=True)
     settings.enabled, settings.flops_reduction = True, None  # the sweep sets the ratio itself
@@ -76,7 +75,7 @@ def sensitivity_sweep(
                 cfg.export.opset,
                 cfg.export.exporter,
             )
-            runner = ENGINES.get(engine)(onnx, "fp32", cfg.engine.threads or os.cpu_count() or 1)
+            runner = ENGINES.get(engine)(onnx, "fp32", threads)
             lat = measure_latency(runner, batch, cfg.report.latency.warmup, cfg.report.latency.runs)
             outputs = [task.predict(runner, s) for s in samples]
             size = onnx.stat().st_size + sum(f.stat().st_size for f in Path(tmp).glob("*.data"))

@@ -180,8 +180,7 @@ def to_markdown(report: dict) -> str:
     ]
     lines += ["| " + " | ".join(row) + " |" for row in table]
     lines += [""] + [f"- {n}" for n in notes(report)] + [""]
-    lines += budget_lines(report)
-    lines += pruning_lines(report)
+    lines += budget_lines(report) + pruning_lines(report)
     return "\n".join(lines)
 
 

@@ -95,12 +95,7 @@ def candidate_groups(config: Config, task: Task, ratios: list[float], flops: lis
     for name, update in pruning.items():
         pruned = base.model_copy(deep=True)
         pruned.prune = pruned.prune.model_copy(update={"enabled": True, **update})
-        pruned.report.compare = [
-            "torch:fp32",
-            "openvino:fp32:pruned",
-            "openvino:int8:pruned",
-            "openvino:int8-bf16:pruned",
-        ]
+        pruned.report.compare = ["torch:fp32", *(f"openvino:{p}:pruned" for p in ("fp32", "int8", "int8-bf16"))]
         pruned.engine.name, pruned.engine.precision = "openvino", "int8"
         groups[name] = pruned
     return groups
@@ -224,15 +219,12 @@ def _publish(work: Path, exp_path: Path, record: dict) -> None:
 
 
 def _pareto(record: dict, path: Path) -> Path:
-    rows = record["candidates"]
     primary = record["budget"][0].split(" ")[0]
-    rows = [r for r in rows if "latency" in r]  # not those this machine could not run
+    rows = [r for r in record["candidates"] if "latency" in r]  # not those this machine could not run
     points = [(r["variant"], r["latency"]["median_ms"], r.get("scores", {}).get(primary)) for r in rows]
-    limit = None
-    first = rows[0].get("scores", {})
     term = next((t for r in rows[1:] for t in r.get("budget", {}).get("terms", []) if t["metric"] == primary), None)
-    if term is not None and primary in first:
-        limit = (term["limit"], f"budget: {term['budget']}")
+    scored = term is not None and primary in rows[0].get("scores", {})
+    limit = (term["limit"], f"budget: {term['budget']}") if scored else None
     direction = "lower is better" if primary in LOWER_IS_BETTER else "higher is better"
     title = f"tune: {len(rows)} candidates on this machine; chosen {record['chosen']}"
     return pareto_png(points, f"{primary} on the validation split ({direction})", limit, record["chosen"], title, path)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tifffile
 
 from efficientbioai.errors import InputError
 from efficientbioai.io.images import read_image
@@ -125,12 +126,9 @@ class ArraySource(FrameSource):
         self.path = Path(path) if path is not None else None
         self.shape = tuple(int(s) for s in array.shape)
         self.dtype = _check_dtype(array.dtype, name)
-        self._offset: int | None = None
-        if isinstance(array, np.memmap) and self.path is not None and array.flags.c_contiguous:
-            self._offset = int(array.offset)  # remap per chunk instead of keeping the whole mapping
-            self._array = None
-        else:
-            self._array = array
+        mapped = isinstance(array, np.memmap) and self.path is not None and array.flags.c_contiguous
+        self._offset = int(array.offset) if mapped else None  # remap per chunk instead of keeping the whole mapping
+        self._array = None if mapped else array
 
     def _read(self, start: int, stop: int) -> np.ndarray:
         if self._array is not None:
@@ -187,8 +185,6 @@ class TiffSource(FrameSource):
         return self._offset is not None
 
     def _open(self):
-        import tifffile
-
         if self._tif is None:
             if not self.path.is_file():
                 raise InputError(f"stack not found: {self.path}")
@@ -207,7 +203,7 @@ class TiffSource(FrameSource):
         pages = tif.pages if self._pages else tif.series[0]
         if self._paged:  # one page per frame, decoded one at a time (tifffile's page cache is off)
             frames = [pages[i].asarray() for i in range(start, stop)]
-            for i, frame in zip(range(start, stop), frames):
+            for i, frame in enumerate(frames, start):
                 if frame.shape != self.shape[1:]:
                     raise InputError(f"{self.name}: page {i + 1} is {frame.shape}, the first is {self.shape[1:]}")
             return np.stack(frames).reshape((stop - start,) + self.shape[1:])
@@ -219,7 +215,7 @@ class TiffSource(FrameSource):
             self._tif = None
 
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "_tif"} | {"_tif": None}
+        return {**self.__dict__, "_tif": None}
 
 
 class FolderSource(FrameSource):

@@ -90,12 +90,9 @@ class BaseParser(DataSplits, TrainingCrops, ABC):
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
         """Axes of each input/output that may change at run time (batch and spatial)."""
         exp = self.config.export
-        axes: dict[int, str] = {}
-        if exp.dynamic_batch:
-            axes[0] = "batch"
+        axes: dict[int, str] = {0: "batch"} if exp.dynamic_batch else {}
         if exp.dynamic_spatial:
-            for i, name in enumerate("dhw"[3 - self.spatial_dims :]):
-                axes[2 + i] = name
+            axes.update(enumerate("dhw"[3 - self.spatial_dims :], start=2))
         return {n: dict(axes) for n in (*self.input_names, *self.output_names)}
 
     @property

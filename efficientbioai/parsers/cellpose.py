@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,6 @@ class CellposeParser(BaseParser):
     """CPnet: 2D images in (``nchan`` channels, cellpose-normalised), flows + cell probability out."""
 
     task = "instance"
-
     spatial_dims = 2
 
     @property
@@ -118,7 +118,6 @@ class CellposeParser(BaseParser):
 
     def fine_tune(self, model: nn.Module, reference: nn.Module, settings) -> dict:
         """After pruning: cellpose's own ``train_seg`` on generated nuclei (flows + cell probability)."""
-
         return fine_tune_cellpose(model.net, self.settings, settings.steps, settings.lr, settings.batch_size)
 
     # -- data ---------------------------------------------------------------------------
@@ -134,7 +133,6 @@ class CellposeParser(BaseParser):
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """Cellpose's normalisation at the model's scale → ``(nchan, H', W')``."""
-
         x = prepare(image, self.settings, self.in_channels)
         rescale = self.rescale()
         if rescale != 1.0:
@@ -143,36 +141,30 @@ class CellposeParser(BaseParser):
 
     def rescale(self) -> float:
         """Cellpose's resize factor for this model and config."""
+        return rescale_factor(self.settings, *self._diameters)
 
-        model = self._diameters()
-        return rescale_factor(self.settings, *model)
-
+    @cached_property
     def _diameters(self) -> tuple[float, float]:
         """``(diam_mean, diam_labels)`` from the checkpoint (they are parameters in cellpose files)."""
-        if not hasattr(self, "_diams"):
-            ckpt = self.config.model.checkpoint
-            default = float(self.params.get("diam_mean", 30.0))
-            if ckpt is None or not Path(ckpt).is_file():
-                self._diams = (default, default)
-            else:
-                state = {k.removeprefix("net."): v for k, v in read_state_dict(ckpt).items()}
-                mean = float(state["diam_mean"].item()) if "diam_mean" in state else default
-                if Path(ckpt).name.endswith(_NUCLEI_FILE):
-                    mean = _NUCLEI_DIAM_MEAN
-                labels = float(state["diam_labels"].item()) if "diam_labels" in state else mean
-                self._diams = (mean, labels)
-        return self._diams
+        ckpt = self.config.model.checkpoint
+        default = float(self.params.get("diam_mean", 30.0))
+        if ckpt is None or not Path(ckpt).is_file():
+            return default, default
+        state = {k.removeprefix("net."): v for k, v in read_state_dict(ckpt).items()}
+        mean = float(state["diam_mean"].item()) if "diam_mean" in state else default
+        if Path(ckpt).name.endswith(_NUCLEI_FILE):
+            mean = _NUCLEI_DIAM_MEAN
+        labels = float(state["diam_labels"].item()) if "diam_labels" in state else mean
+        return mean, labels
 
     def synthetic_pair(self, split: str, index: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """Generated nuclei image and its labels (split-specific seeds)."""
-
         if len(shape) != 2:
             raise ConfigError(f"cellpose synthetic images are 2D; got shape {list(shape)}")
         return synthetic_nuclei(tuple(shape), SEED_OFFSETS[split] + index)
 
     def calibration_inputs(self) -> Iterator[np.ndarray]:
         """Tiles of cellpose-normalised images at the deployed tile size."""
-
         tile = tuple(self.config.inference.tile)
         rng = np.random.default_rng(0)
         for sample in self.split_samples("calibration", self.config.data.calibration):

@@ -82,7 +82,7 @@ def _network_state(data: object, path: Path) -> dict[str, torch.Tensor]:
     found = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
     nested = [k for k, v in data.items() if _is_state_dict(v)]
     usual = [k for k in _WRAPPER_KEYS if k in nested]
-    chosen = usual if usual else nested
+    chosen = usual or nested
     if len(chosen) == 1:
         if len(data) > 1:
             log.info("%s: loading the network state_dict under %r (keys found: %s)", path, chosen[0], found)
@@ -100,13 +100,8 @@ def _network_state(data: object, path: Path) -> dict[str, torch.Tensor]:
 
 def _strip_wrapper_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Drop ``module.`` / ``_orig_mod.`` when every key has it: the wrapped network's own names."""
-    stripped = True
-    while stripped:
-        stripped = False
-        for prefix in _WRAPPER_PREFIXES:
-            if all(k.startswith(prefix) for k in state):
-                state = {k.removeprefix(prefix): v for k, v in state.items()}
-                stripped = True
+    while prefix := next((p for p in _WRAPPER_PREFIXES if all(k.startswith(p) for k in state)), None):
+        state = {k.removeprefix(prefix): v for k, v in state.items()}
     return state
 
 

@@ -18,6 +18,7 @@ import copy
 from collections.abc import Iterator
 
 import numpy as np
+import torch
 from torch import nn
 
 from efficientbioai.deepstorm import SEEDS
@@ -40,7 +41,6 @@ class DeepSTORMParser(BaseParser):
     """Deep-STORM (``original``) or its U-Net variant (``unet``); raw frames in, SR image out."""
 
     task = "reconstruct"
-
     spatial_dims = 2
     in_channels = 1
 
@@ -80,9 +80,7 @@ class DeepSTORMParser(BaseParser):
         except ValueError as exc:
             raise ConfigError(f"model.params: {exc}") from None
 
-    def example_input(self, batch_size: int = 1):
-        import torch
-
+    def example_input(self, batch_size: int = 1) -> torch.Tensor:
         tile = self.config.inference.tile
         multiple = self.build_model().multiple
         if len(tile) != 2 or any(t % multiple for t in tile):
@@ -121,19 +119,16 @@ class DeepSTORMParser(BaseParser):
 
     def fine_tune(self, model: nn.Module, reference: nn.Module, settings) -> dict:
         """After pruning: more Deep-STORM training on simulated patches (its own loss)."""
-
         curve = fine_tune_deepstorm(model, self.simulation, self.settings, settings, reference)
         return tuning_record("deepstorm training (simulated patches)", settings, curve)
 
     def calibration_inputs(self) -> Iterator[np.ndarray]:
         """The user's raw frames (``data.calibration.source: files``), else simulated frames
         ``(1, 1, *tile)`` like the training frames, from the calibration seeds."""
-
         spec = self.config.data.calibration
         if spec.source == "files":
             yield from movie_calibration(spec, tuple(self.config.inference.tile), 1, SEEDS["calibration"])
             return
-
         sim = self.simulation
         tile = tuple(self.config.inference.tile)
         rng = np.random.default_rng(SEEDS["calibration"])

@@ -31,7 +31,6 @@ class DilatedLocParser(BaseParser):
     """DilatedLoc; raw camera frames in (the network normalises them itself), 9 maps out."""
 
     task = "localize"
-
     spatial_dims = 2
 
     @property
@@ -56,7 +55,6 @@ class DilatedLocParser(BaseParser):
         loc = self.config.inference.localization
         if not loc.in_graph:
             return model
-
         return InGraphLocalizer(model, SpatialIntegration.from_settings(loc, self.simulation().pixel_size))
 
     def protected_layers(self, model: nn.Module) -> list[str]:
@@ -65,7 +63,6 @@ class DilatedLocParser(BaseParser):
 
     def fine_tune(self, model: nn.Module, reference: nn.Module, settings) -> dict:
         """After pruning: more DilatedLoc training on freshly simulated frames (its own loss)."""
-
         sim = self.simulation().model_copy(update={"frame_shape": list(self.config.inference.tile)})
         curve = fine_tune_dilatedloc(model, sim, settings, reference)
         return tuning_record("dilatedloc training (simulated frames)", settings, curve)
@@ -81,13 +78,11 @@ class DilatedLocParser(BaseParser):
     def calibration_inputs(self) -> Iterator[np.ndarray]:
         """The user's raw frames (``data.calibration.source: files``), else simulated frames at
         the tile size from the calibration seed range."""
-
         spec = self.config.data.calibration
         if spec.source == "files":
             tile, convert = tuple(self.config.inference.tile), camera_conversion(self.config)
             yield from movie_calibration(spec, tile, self.in_channels, SEEDS["calibration"], convert)
             return
-
         sim = self.simulation().model_copy(update={"frame_shape": list(self.config.inference.tile)})
         for i in range(self.config.data.calibration.num_samples):
             frames, _, _ = simulate_batch(sim, 1, SEEDS["calibration"] + i)

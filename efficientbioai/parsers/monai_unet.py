@@ -84,7 +84,6 @@ class MonaiUNetParser(BaseParser):
 
     def synthetic_pair(self, split: str, index: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """Fluorescence-like blobs and filaments; target = clean image (denoise) or its mask."""
-
         if len(shape) != self.spatial_dims:
             raise ConfigError(f"data.{split}.shape {list(shape)} must have {self.spatial_dims} sizes")
         noisy, clean = make_pair(shape, SEED_OFFSETS[split] + index)

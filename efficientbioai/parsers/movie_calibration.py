@@ -24,7 +24,6 @@ def movie_calibration(
 ) -> Iterator[np.ndarray]:
     """``spec.num_samples`` float32 arrays ``(1, channels, *tile)`` cut from the user's movies;
     ``convert`` (e.g. the acquisition camera's conversion) is applied to whole frames first."""
-
     movies = []
     for path in movie_inputs(spec.inputs):
         with assumed(MOVIE_READING):

@@ -68,7 +68,6 @@ class TrainingCrops:
 
     def fine_tune_metric(self, output: np.ndarray, target: np.ndarray) -> tuple[str, float] | None:
         """The task's primary metric on a batch of raw outputs, for the fine-tuning curve."""
-
         task = TASKS.get(self.task_name)(self.config, self)
         try:
             values = [task.tile_metric(o, t[0] if t.shape[0] == 1 else t) for o, t in zip(output, target)]

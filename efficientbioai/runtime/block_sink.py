@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tifffile
 
 from efficientbioai.errors import ConfigError
 from efficientbioai.runtime.sink import Sink, crc32, partial_path
@@ -64,8 +65,6 @@ class BlockSink(Sink):
 
     def _read_partial(self, where: tuple) -> np.ndarray:
         if self.format == "tiff":
-            import tifffile
-
             mm = tifffile.memmap(partial_path(self.path), mode="r")
             values = np.array(mm[where])
             del mm
@@ -83,8 +82,6 @@ class BlockSink(Sink):
         if self.format == "memory":
             self._memory = np.zeros(self.shape, self.dtype)
         elif self.format == "tiff":
-            import tifffile
-
             tifffile.imwrite(partial_path(self.path), shape=self.shape, dtype=self.dtype, photometric="minisblack")
         else:
             zarr = _zarr()
@@ -101,8 +98,6 @@ class BlockSink(Sink):
         if self.format == "memory":
             self._memory[where] = result
         elif self.format == "tiff":
-            import tifffile
-
             mm = tifffile.memmap(partial_path(self.path), mode="r+")
             mm[where] = result
             mm.flush()
@@ -110,8 +105,7 @@ class BlockSink(Sink):
             with open(partial_path(self.path), "rb+") as f:
                 os.fsync(f.fileno())
         else:
-            arr = _zarr().open_array(str(partial_path(self.path)), mode="r+")
-            arr[where] = result
+            _zarr().open_array(str(partial_path(self.path)), mode="r+")[where] = result
 
     def _finish(self) -> Any:
         if self.format == "memory":
@@ -124,8 +118,6 @@ class BlockSink(Sink):
 
     def _read_back(self) -> np.ndarray:
         if self.format == "tiff":
-            import tifffile
-
             return tifffile.imread(self.path)
         return np.asarray(_zarr().open_array(str(self.path), mode="r")[...])
 

@@ -23,8 +23,8 @@ from typing import Any
 
 from efficientbioai.errors import BackendUnavailableError
 from efficientbioai.runtime.job import StreamJob, run_chunk
-from efficientbioai.runtime.local_pipeline import chunk_error
-from efficientbioai.runtime.progress import Progress, StreamStats
+from efficientbioai.runtime.local_pipeline import OrderedWriter, chunk_error
+from efficientbioai.runtime.progress import StreamStats
 from efficientbioai.runtime.settings import RuntimeSection
 from efficientbioai.runtime.sink import Sink
 
@@ -107,20 +107,11 @@ def run_on_dask(
     """Stream ``job`` through the Dask cluster behind ``client`` into ``sink``."""
     from distributed import as_completed
 
-    chunks = job.chunks()
-    done = sink.start(fingerprint, settings.resume, len(chunks))
-    todo = iter(chunks[done:])
-    progress = Progress(
-        sum(job.units(c) for c in chunks),
-        sum(job.units(c) for c in chunks[:done]),
-        job.unit,
-        job.name,
-        settings.progress,
-    )
-    if done == len(chunks):
-        return sink.finish(), progress.close(resumed_chunks=done)
-    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-    limit = 2 * n_workers
+    writer = OrderedWriter(job, sink, settings, fingerprint)
+    if writer.complete:
+        return sink.finish(), writer.close()
+    todo = iter(writer.chunks[writer.done :])
+    limit = 2 * max(1, len(client.scheduler_info().get("workers", {})))  # chunks in flight: two per worker
     shared = client.scatter(job, broadcast=True, hash=False)  # sent to each worker once
     pending: dict = {}
     running = as_completed()
@@ -135,24 +126,18 @@ def run_on_dask(
         running.add(fut)
         return True
 
-    buffered: dict[int, Any] = {}
-    next_index = done
     while len(pending) < limit and submit_next():
         pass
     try:
         for fut in running:
             chunk = pending.pop(fut)
             try:
-                buffered[chunk.index] = fut.result()
+                result = fut.result()
             except Exception as exc:
                 lost = _lost_with(chunk, pending) if type(exc).__name__ == "KilledWorker" else [chunk]
                 raise chunk_error(lost[0], exc, "a Dask worker", also=lost[1:]) from None
-            while next_index in buffered:
-                current = chunks[next_index]
-                sink.write(current, buffered.pop(next_index))
-                progress.update(job.units(current), job.raw_bytes(current))
-                next_index += 1
-            while len(pending) + len(buffered) < limit and submit_next():
+            writer.add(chunk, result)
+            while len(pending) + len(writer.buffered) < limit and submit_next():
                 pass
         out = sink.finish()
     except BaseException:
@@ -161,7 +146,7 @@ def run_on_dask(
         sink.close()
         raise
     finally:
-        stats = progress.close(resumed_chunks=done)
+        stats = writer.close()
     return out, stats
 
 

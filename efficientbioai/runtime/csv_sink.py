@@ -97,9 +97,8 @@ class CsvTableSink(Sink):
         if self._file is not None:
             self._file.write(data)
             self._sync()
+            self._chunks.append([self._file.tell(), self.rows + len(table), crc32(data)])
         self.rows += len(table)
-        if self._file is not None:
-            self._chunks.append([self._file.tell(), self.rows, crc32(data)])
 
     def _sync(self) -> None:
         self._file.flush()
@@ -107,8 +106,7 @@ class CsvTableSink(Sink):
 
     def _finish(self) -> Any:
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            self.close()
             os.replace(partial_path(self.path), self.path)
         if not self.collect:
             return self.path

@@ -49,12 +49,7 @@ def _axis(n: int, tile: int, margin: int) -> list[tuple[int, int, int]]:
     if n <= tile:
         return [(0, 0, n)]
     core = tile - 2 * margin
-    out = []
-    for a in range(0, n, core):
-        b = min(a + core, n)
-        s = min(max(a - margin, 0), n - tile)
-        out.append((s, a, b))
-    return out
+    return [(min(max(a - margin, 0), n - tile), a, min(a + core, n)) for a in range(0, n, core)]
 
 
 class FieldTiler:
@@ -79,8 +74,8 @@ class FieldTiler:
         """The tiles covering a ``frame`` (height, width), row-major."""
         rows = _axis(frame[0], self.tile[0], self.margin)
         cols = _axis(frame[1], self.tile[1], self.margin)
-        out = []
-        for (rs, ra, rb), (cs, ca, cb) in itertools.product(rows, cols):
-            size = (min(self.tile[0], frame[0]), min(self.tile[1], frame[1]))
-            out.append(FieldTile((rs, cs), size, (slice(ra - rs, rb - rs), slice(ca - cs, cb - cs))))
-        return out
+        size = (min(self.tile[0], frame[0]), min(self.tile[1], frame[1]))
+        return [
+            FieldTile((rs, cs), size, (slice(ra - rs, rb - rs), slice(ca - cs, cb - cs)))
+            for (rs, ra, rb), (cs, ca, cb) in itertools.product(rows, cols)
+        ]

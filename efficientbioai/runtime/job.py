@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -35,6 +36,18 @@ import numpy as np
 from efficientbioai.engines.factory import create_engine
 from efficientbioai.runtime.chunks import Block, Chunk
 from efficientbioai.runtime.sink import Sink
+
+
+class LockedCache(dict):
+    """A dict and the lock that guards it, pickled empty: each process a job is sent to (a reader
+    process, a Dask worker) builds its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+
+    def __reduce__(self) -> tuple:
+        return LockedCache, ()
 
 
 class StreamJob(ABC):
@@ -91,7 +104,6 @@ class StreamJob(ABC):
 
     def create_engine(self, variant: str, threads: int | None = None) -> Any:
         """The engine a Dask worker builds for this job (once per worker): the task's variant."""
-
         cfg = self.task.config.model_copy(deep=True)
         if threads:
             cfg.engine.threads = threads

@@ -11,9 +11,9 @@ in the partial output for ``resume`` and re-raises.
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from efficientbioai.engines.base import BaseInfer
@@ -24,8 +24,6 @@ from efficientbioai.runtime.progress import Progress, StreamStats
 from efficientbioai.runtime.settings import RuntimeSection
 from efficientbioai.runtime.sink import Sink
 from efficientbioai.runtime.workers import Worker
-
-log = logging.getLogger(__name__)
 
 
 def chunk_error(chunk: Any, exc: BaseException, where: str | None = None, also: list = ()) -> EfficientBioAIError:
@@ -43,6 +41,37 @@ def chunk_error(chunk: Any, exc: BaseException, where: str | None = None, also: 
     err = kind(f"{what} failed in {where}: {type(exc).__name__}: {exc}")
     err.__cause__ = exc
     return err
+
+
+class OrderedWriter:
+    """Opens ``sink`` (resuming when asked) and a progress bar, then writes chunk results in chunk
+    order, whatever order they arrive in (the local pipeline's and the Dask driver's)."""
+
+    def __init__(self, job: StreamJob, sink: Sink, settings: RuntimeSection, fingerprint: dict, label: str = ""):
+        self.job, self.sink = job, sink
+        self.chunks = job.chunks()
+        self.done = self.next = sink.start(fingerprint, settings.resume, len(self.chunks))
+        units = [job.units(c) for c in self.chunks]
+        self.progress = Progress(sum(units), sum(units[: self.done]), job.unit, label or job.name, settings.progress)
+        self.buffered: dict[int, Any] = {}
+
+    @property
+    def complete(self) -> bool:
+        return self.next >= len(self.chunks)
+
+    def add(self, chunk: Any, result: Any, written: Callable[[], Any] = lambda: None) -> None:
+        """Keep ``result`` until the chunks before it are written, then write all that are in order
+        (calling ``written()`` after each)."""
+        self.buffered[chunk.index] = result
+        while self.next in self.buffered:
+            current = self.chunks[self.next]
+            self.sink.write(current, self.buffered.pop(self.next))
+            written()
+            self.progress.update(self.job.units(current), self.job.raw_bytes(current))
+            self.next += 1
+
+    def close(self) -> StreamStats:
+        return self.progress.close(resumed_chunks=self.done)
 
 
 class Pipeline:
@@ -66,19 +95,14 @@ class Pipeline:
 
     def run(self, job: StreamJob, sink: Sink, fingerprint: dict | None = None) -> Any:
         """Stream ``job`` into ``sink``; returns ``sink.finish()``."""
-        chunks = job.chunks()
-        done = sink.start(fingerprint or job.fingerprint(), self.settings.resume, len(chunks))
-        todo = chunks[done:]
-        total = sum(job.units(c) for c in chunks)
-        progress = Progress(
-            total, sum(job.units(c) for c in chunks[:done]), job.unit, self.label or job.name, self.settings.progress
-        )
-        if not todo:
-            self.stats = progress.close(resumed_chunks=done)
+        writer = OrderedWriter(job, sink, self.settings, fingerprint or job.fingerprint(), self.label)
+        if writer.complete:
+            self.stats = writer.close()
             return sink.finish()
         results: queue.Queue = queue.Queue()
         stop = threading.Event()
         tickets = threading.Semaphore(self.settings.prefetch + 2 * len(self.engines))
+        todo = writer.chunks[writer.done :]
         prefetch = Prefetcher(job.load, todo, self.settings.prefetch, tickets, self.settings.reader)
         workers = [
             Worker(i, engine, job, prefetch, lambda c, r, e: results.put((c, r, e)), stop, streams)
@@ -86,27 +110,19 @@ class Pipeline:
         ]
         for w in workers:
             w.start()
-        buffered: dict[int, Any] = {}
-        next_index = done
         try:
-            while next_index < len(chunks):
+            while not writer.complete:
                 try:
                     chunk, result, error = results.get(timeout=POLL * 4)
                 except queue.Empty:
                     if not any(w.is_alive() for w in workers) and results.empty():
                         raise ChunkError(
-                            f"{chunks[next_index].describe()}: every engine worker stopped before finishing it"
+                            f"{writer.chunks[writer.next].describe()}: every engine worker stopped before finishing it"
                         ) from None
                     continue
                 if error is not None:
                     raise chunk_error(chunk, error)
-                buffered[chunk.index] = result
-                while next_index in buffered:
-                    current = chunks[next_index]
-                    sink.write(current, buffered.pop(next_index))
-                    tickets.release()
-                    progress.update(job.units(current), job.raw_bytes(current))
-                    next_index += 1
+                writer.add(chunk, result, tickets.release)
             out = sink.finish()
         except BaseException:
             sink.close()
@@ -116,5 +132,5 @@ class Pipeline:
             prefetch.close()
             for w in workers:
                 w.join(timeout=30)
-            self.stats = progress.close(resumed_chunks=done)
+            self.stats = writer.close()
         return out

@@ -66,15 +66,7 @@ class Prefetcher:
                 self._run_process()
             else:
                 for chunk in self.chunks:
-                    if not self._ticket():
-                        return
-                    try:
-                        item = (chunk, self.load(chunk), None)
-                    except BaseException as exc:  # delivered to the consumer with its chunk
-                        exc.stage = "the reader"
-                        self._put((chunk, None, exc))
-                        return
-                    if not self._put(item):
+                    if not self._ticket() or not self._deliver(chunk, "the reader", self.load, chunk):
                         return
         finally:
             self.finished.set()
@@ -98,14 +90,19 @@ class Prefetcher:
                         fut.cancel()
                     return
                 chunk, fut = pending.popleft()
-                try:
-                    item = (chunk, _wait(fut, self.stop), None)
-                except BaseException as exc:  # includes a crashed reader process (BrokenProcessPool)
-                    exc.stage = "the reader process"
-                    self._put((chunk, None, exc))
+                if not self._deliver(chunk, "the reader process", _wait, fut, self.stop):
                     return
-                if not self._put(item):
-                    return
+
+    def _deliver(self, chunk: Any, stage: str, read: Callable[..., Any], *args: Any) -> bool:
+        """Queue ``(chunk, read(*args), None)``, or the error ``read`` raised (which ends the
+        producer: returns False, as when stopping)."""
+        try:
+            item = (chunk, read(*args), None)
+        except BaseException as exc:  # delivered with its chunk; a crashed reader process: BrokenProcessPool
+            exc.stage = stage
+            self._put((chunk, None, exc))
+            return False
+        return self._put(item)
 
     def _ticket(self) -> bool:
         while self.tickets is not None and not self.stop.is_set():

@@ -6,9 +6,8 @@ which chunks are done and what the partial file looked like then, with a CRC-32 
 interrupted run leaves both; ``resume`` checks the partial file against the journal, cuts back
 to the last chunk whose bytes still verify (a journal claiming more than the file holds is not
 trusted) and continues from there, provided the input, the model and the chunking are unchanged
-(the fingerprint). The
-final name only ever holds a complete output; the journal is removed with the rename, so an
-output folder holds only finished files once a run completes.
+(the fingerprint). The final name only ever holds a complete output; the journal is removed with
+the rename, so an output folder holds only finished files once a run completes.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import zlib
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -130,9 +130,7 @@ class Sink(ABC):
 
     # -- for subclasses --------------------------------------------------------------------------
     def _save(self) -> None:
-        state = {"fingerprint": self.fingerprint, "done": self.done}
-        state.update(self._state())
-        self.journal.save(state)
+        self.journal.save({"fingerprint": self.fingerprint, "done": self.done, **self._state()})
 
     def _state(self) -> dict:
         """Extra journal fields describing the partial output after the last chunk."""
@@ -142,8 +140,6 @@ class Sink(ABC):
         return partial_path(self.path).exists()
 
     def _discard(self) -> None:
-        import shutil
-
         part = partial_path(self.path)
         if part.is_dir():
             shutil.rmtree(part)

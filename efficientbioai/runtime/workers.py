@@ -82,12 +82,11 @@ class Worker(threading.Thread):
                     raise error
                 batches = self.job.batches(chunk, data)
                 del data
+                if not batches:
+                    self.emit(chunk, self.job.merge(chunk, []), None)
+                    continue
                 with self._lock:
                     self._pending[chunk.index] = _Pending(chunk, len(batches))
-                if not batches:
-                    with self._lock:
-                        del self._pending[chunk.index]
-                    self.emit(chunk, self.job.merge(chunk, []), None)
                 for part, (x, info) in enumerate(batches):
                     if self.stop.is_set():
                         break
@@ -112,7 +111,6 @@ def worker_engines(
     timed). Otherwise each worker gets its own engine on its device, with ``threads`` (default:
     ``engine.threads`` or all cores, split evenly between workers) and ``streams``.
     """
-
     if given is not None and len(workers) == 1 and workers[0] == WorkerSection():
         return [(given, None)]
     total = config.engine.threads or os.cpu_count() or 1

@@ -29,6 +29,8 @@ class Task(ABC):
     unit: str = "images"
     #: How ``report.html`` shows outputs: ``image``, ``labels`` (over the input) or ``density``.
     preview_kind: str = "image"
+    #: How :meth:`example_batch` pads an image smaller than the tile (an ``np.pad`` mode).
+    example_pad: str = "edge"
 
     def count(self, sample: Sample) -> int:
         """Units of work in one sample (1 image; the number of frames of a stack)."""
@@ -68,7 +70,7 @@ class Task(ABC):
         x = self.parser.preprocess(sample.image)
         tile = tuple(self.config.inference.tile)
         pad = [(0, 0)] + [(0, max(0, t - s)) for t, s in zip(tile, x.shape[1:])]
-        x = np.pad(x, pad, mode="edge")[(slice(None),) + tuple(slice(0, t) for t in tile)]
+        x = np.pad(x, pad, mode=self.example_pad)[(slice(None),) + tuple(slice(0, t) for t in tile)]
         return np.ascontiguousarray(np.repeat(x[None], batch_size, axis=0))
 
     @abstractmethod

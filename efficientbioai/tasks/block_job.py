@@ -26,7 +26,7 @@ from efficientbioai.parsers.base import BaseParser
 from efficientbioai.runtime.block_sink import BlockSink
 from efficientbioai.runtime.chunks import Block, plan_blocks
 from efficientbioai.runtime.global_normalizer import GlobalNormalizer
-from efficientbioai.runtime.job import StreamJob, source_identity
+from efficientbioai.runtime.job import LockedCache, StreamJob, source_identity
 
 
 class ChannelFirst:
@@ -87,8 +87,7 @@ class BlockJob(StreamJob):
             self.image = None
             self.identity = source_identity(image)
         else:
-            self.raw = None
-            self.normalizer = None
+            self.raw = self.normalizer = None
             self.image = parser.preprocess(np.asarray(image))
             self.identity = source_identity(ArraySource(np.asarray(image), name))
         self.spatial = tuple(int(s) for s in (self.raw if self.raw is not None else self.image).shape[1:])
@@ -97,8 +96,7 @@ class BlockJob(StreamJob):
             raise ConfigError(f"runtime.block {block} has {len(block)} sizes but {name} has {len(self.spatial)} axes")
         self.block = tuple(min(b, s) for b, s in zip(block or self.spatial, self.spatial))
         self.halo = tuple(0 if b >= s else t // 2 for b, s, t in zip(self.block, self.spatial, self.window.tile))
-        self._blends: dict[int, Any] = {}
-        self._lock = threading.Lock()
+        self._blends = LockedCache()  # block index → (Blend, shape, the Blend's lock)
 
     def chunks(self) -> list[Block]:
         return plan_blocks(self.spatial, self.block, self.halo)
@@ -116,7 +114,7 @@ class BlockJob(StreamJob):
 
     def batches(self, block: Block, data: np.ndarray) -> Sequence[tuple[np.ndarray, Any]]:
         padded = self.window.pad(data)
-        with self._lock:
+        with self._blends.lock:
             self._blends[block.index] = (self.window.blend(padded.shape[1:]), data.shape[1:], threading.Lock())
         return _Batches(self.window, padded, self.window.window_batches(padded.shape[1:]))
 
@@ -127,13 +125,13 @@ class BlockJob(StreamJob):
             blend.add(windows, pred)
 
     def merge(self, block: Block, parts: list) -> np.ndarray:
-        with self._lock:
+        with self._blends.lock:
             blend, shape, _ = self._blends.pop(block.index)
         raw = blend.result(shape)[(slice(None), *block.inner)]
         return np.ascontiguousarray(self.task.finish(raw))
 
     def release(self, block: Block) -> None:
-        with self._lock:
+        with self._blends.lock:
             self._blends.pop(block.index, None)
 
     def sink(self, folder: Path | None, collect: bool) -> BlockSink:
@@ -154,12 +152,3 @@ class BlockJob(StreamJob):
             "blend": inf.blend,
             "normalize": inf.normalize.model_dump(),
         }
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_blends"], state["_lock"] = {}, None
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()

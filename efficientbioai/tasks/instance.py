@@ -56,6 +56,7 @@ class InstanceSegmentationTask(Task):
     primary_metric = "ap50"
     report_metrics = ("ap50", "ap75", "ap90")
     default_budget = {"ap50": -0.02}
+    example_pad = "constant"  # example batches: tiles of bsize² zero-padded, as cellpose feeds them
 
     def _settings(self):
         return self.parser.settings
@@ -82,17 +83,8 @@ class InstanceSegmentationTask(Task):
         flows = predict_flows(engine, x, settings, rescale, batch_size=self.config.inference.batch_size, bsize=tile[0])
         return masks_from_flows(flows, settings, rescale)
 
-    def example_batch(self, sample: Sample, batch_size: int) -> np.ndarray:
-        """``batch_size`` tiles of ``bsize``² as cellpose feeds them (224×224, batch 8 by default)."""
-        x = self.parser.preprocess(sample.image)
-        tile = tuple(self.config.inference.tile)
-        pad = [(0, 0)] + [(0, max(0, t - s)) for t, s in zip(tile, x.shape[1:])]
-        x = np.pad(x, pad)[:, : tile[0], : tile[1]]
-        return np.ascontiguousarray(np.repeat(x[None], batch_size, axis=0))
-
     def score(self, output: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-        reference = np.squeeze(reference)
-        return average_precision(reference, output)
+        return average_precision(np.squeeze(reference), output)
 
     def write(self, output: np.ndarray, folder: Path, name: str) -> Path:
         """Masks as a label TIFF (uint16 when it fits, as cellpose saves them)."""

@@ -62,25 +62,20 @@ class LocalizationTask(Task):
                     stack = check_movie(open_frames(path), str(path))
                 yield Sample(path.stem, stack, None)
             return
-
-        sim = self.simulation().for_test()
-        if self.parser.in_channels > 1:  # temporal context needs consecutive, correlated frames
-            frames, truth = simulate_blinking_stack(sim, sim.test.frames, SEEDS["evaluation"])
-            yield Sample("simulated_test", frames, truth)
-            return
-        frames, truth, mask = simulate_batch(sim, sim.test.frames, SEEDS["evaluation"])
-        yield Sample("simulated_test", frames[:, 0], truth_table(truth, mask, sim.pixel_size))
+        yield self._simulated("simulated_test", SEEDS["evaluation"])
 
     def validation_samples(self) -> Iterator[Sample]:
-        """A simulated stack from the validation seeds, like the evaluation stack's sample."""
+        """Like the evaluation sample, from validation seeds apart from those of training's validation curve."""
+        yield self._simulated("simulated_validation", SEEDS["validation"] + 7_000_000)
+
+    def _simulated(self, name: str, seed: int) -> Sample:
+        """A simulated test stack (``simulation.test``) with its true localizations."""
         sim = self.simulation().for_test()
-        seed = SEEDS["validation"] + 7_000_000  # apart from training's validation curve
-        if self.parser.in_channels > 1:
+        if self.parser.in_channels > 1:  # temporal context needs consecutive, correlated frames
             frames, truth = simulate_blinking_stack(sim, sim.test.frames, seed)
-            yield Sample("simulated_validation", frames, truth)
-            return
+            return Sample(name, frames, truth)
         frames, truth, mask = simulate_batch(sim, sim.test.frames, seed)
-        yield Sample("simulated_validation", frames[:, 0], truth_table(truth, mask, sim.pixel_size))
+        return Sample(name, frames[:, 0], truth_table(truth, mask, sim.pixel_size))
 
     def example_batch(self, sample: Sample, batch_size: int) -> np.ndarray:
         """The job's first batch of tile-sized frames, repeated to ``batch_size`` windows."""
@@ -106,14 +101,8 @@ class LocalizationTask(Task):
 
     def score(self, output: np.ndarray, reference: np.ndarray) -> dict[str, float]:
         s = score_localizations(output, reference)
-        return {
-            "jaccard": s.jaccard,
-            "recall": s.recall,
-            "precision": s.precision,
-            "rmse_lateral": s.rmse_lateral,
-            "rmse_axial": s.rmse_axial,
-            "efficiency_3d": s.efficiency_3d,
-        }
+        names = ("jaccard", "recall", "precision", "rmse_lateral", "rmse_axial", "efficiency_3d")
+        return {name: getattr(s, name) for name in names}
 
     def preview(self, output: np.ndarray, sample: Sample) -> np.ndarray:
         px = self.simulation().pixel_size
@@ -128,12 +117,10 @@ class LocalizationTask(Task):
 
     def extras(self, outputs: list[np.ndarray], samples: list[Sample], folder: Path) -> dict:
         """A super-resolution rendering per stack and, with ground truth, RMSE vs CRLB over z."""
-
         sim = self.simulation()
         files = {}
         for output, sample in zip(outputs, samples):
-            field = (sample.image.shape[1] * sim.pixel_size, sample.image.shape[2] * sim.pixel_size)
-            tif, png = save_rendering(render(output, field, 10.0, "gaussian"), folder / f"{sample.name}_sr")
+            _, png = save_rendering(self.preview(output, sample), folder / f"{sample.name}_sr")
             files[f"{sample.name}_render"] = str(png)
             if sample.target is None or len(output) == 0:
                 continue

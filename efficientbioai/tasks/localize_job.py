@@ -11,7 +11,6 @@ localizations in the overlaps are reported once.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from efficientbioai.io.frames import check_movie
 from efficientbioai.runtime.chunks import Chunk, plan_frames
 from efficientbioai.runtime.csv_sink import CsvTableSink, empty_table
 from efficientbioai.runtime.fov import FieldTile, FieldTiler
-from efficientbioai.runtime.job import StreamJob, source_identity
+from efficientbioai.runtime.job import LockedCache, StreamJob, source_identity
 from efficientbioai.smlm.postprocess import SpatialIntegration, is_dense
 
 
@@ -103,8 +102,6 @@ def _in_frame(table: torch.Tensor, tile: FieldTile | None, pixel_size: float) ->
 class LocalizeJob(StreamJob):
     """A frame stack through :class:`~efficientbioai.tasks.localize.LocalizationTask` in chunks."""
 
-    unit = "frames"
-
     def __init__(self, task: Any, name: str, stack: Any) -> None:
         super().__init__(task, name)
         self.source = source = check_movie(stack, name)
@@ -121,10 +118,8 @@ class LocalizeJob(StreamJob):
             self.tiles: list[FieldTile] | None = FieldTiler(tile, cfg.runtime.field_margin).tiles((h, w))
         else:
             self.tiles = None
-        self.field = (h, w)
         self.conversion = task.conversion
-        self._post: dict[str, SpatialIntegration] = {}
-        self._lock = threading.Lock()
+        self._post = LockedCache()  # device → SpatialIntegration
 
     # -- plan and read -------------------------------------------------------------------------------
     def chunks(self) -> list[Chunk]:
@@ -133,9 +128,6 @@ class LocalizeJob(StreamJob):
     def load(self, chunk: Chunk) -> np.ndarray:
         frames = self.source.read(chunk.read_start, chunk.read_stop)
         return self.conversion(frames) if self.conversion is not None else frames
-
-    def units(self, chunk: Chunk) -> int:
-        return chunk.frames
 
     def raw_bytes(self, chunk: Chunk) -> int:
         return chunk.frames * self.source.frame_bytes
@@ -165,7 +157,7 @@ class LocalizeJob(StreamJob):
     # -- on the engine's device ------------------------------------------------------------------------
     def _integration(self, device: torch.device) -> SpatialIntegration:
         key = str(device)
-        with self._lock:
+        with self._post.lock:
             if key not in self._post:
                 self._post[key] = SpatialIntegration.from_settings(self._thresholds, self.pixel_size).to(device)
             return self._post[key]
@@ -205,12 +197,3 @@ class LocalizeJob(StreamJob):
             "pixel_size": self.pixel_size,
             "acquisition": self.conversion.describe() if self.conversion is not None else None,
         }
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_post"], state["_lock"] = {}, None
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()

@@ -14,6 +14,7 @@ seed range, never used for training or calibration.
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -85,19 +86,17 @@ class ReconstructionTask(Task):
                     stack = check_stack(open_frames(src), str(src))
                 yield Sample(src.stem, stack, self._target(tgt, stack.shape[1:]) if tgt else None)
             return
-
-        sim = self.simulation().for_test()
-        frames, truth = simulate_filament_stack(sim, self._settings().filaments, sim.test.frames, SEEDS["evaluation"])
-        yield Sample("simulated_test", frames, truth_image(truth, frames.shape[1:], sim.pixel_size, self.upsample))
+        yield self._simulated("simulated_test", SEEDS["evaluation"])
 
     def validation_samples(self) -> Iterator[Sample]:
         """A simulated filament stack from the validation seeds (never the evaluation stack's)."""
+        yield self._simulated("simulated_validation", SEEDS["validation"] + 7)
+
+    def _simulated(self, name: str, seed: int) -> Sample:
+        """A simulated filament stack (``simulation.test``) with its truth image."""
         sim = self.simulation().for_test()
-        frames, truth = simulate_filament_stack(
-            sim, self._settings().filaments, sim.test.frames, SEEDS["validation"] + 7
-        )
-        image = truth_image(truth, frames.shape[1:], sim.pixel_size, self.upsample)
-        yield Sample("simulated_validation", frames, image)
+        frames, truth = simulate_filament_stack(sim, self._settings().filaments, sim.test.frames, seed)
+        return Sample(name, frames, truth_image(truth, frames.shape[1:], sim.pixel_size, self.upsample))
 
     def _target(self, path: Path, frame_shape: tuple[int, int]) -> np.ndarray:
         """Ground truth for a stack: true positions (SMLM CSV), rendered; or an image on the fine grid."""
@@ -139,7 +138,6 @@ class ReconstructionTask(Task):
 
     def extras(self, outputs: list[np.ndarray], samples: list[Sample], folder: Path) -> dict:
         """Ground-truth renderings (TIFF + PNG) and the SR image's local maxima as ThunderSTORM CSV."""
-
         fine = self.simulation().pixel_size / self.upsample
         files: dict = {}
         for output, sample in zip(outputs, samples):
@@ -154,8 +152,6 @@ class ReconstructionTask(Task):
 
 def _list_targets(spec: Path) -> list[Path]:
     """Ground-truth files: one file, or the CSV/TIFF/.npy files of a folder or glob, sorted."""
-    import glob
-
     path = Path(spec)
     if path.is_file():
         return [path]

@@ -26,8 +26,6 @@ from efficientbioai.runtime.sum_sink import SumSink
 class ReconstructJob(StreamJob):
     """A frame stack through :class:`~efficientbioai.tasks.reconstruct.ReconstructionTask` in chunks."""
 
-    unit = "frames"
-
     def __init__(self, task: Any, name: str, stack: Any) -> None:
         super().__init__(task, name)
         self.source = check_stack(stack, name)

@@ -6,6 +6,7 @@ large 2D fields of view and 3D volumes run through a network compiled for one ti
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 
@@ -20,8 +21,7 @@ def _starts(size: int, tile: int, step: int) -> list[int]:
     """Tile origins along one axis: regular steps, the last tile flush with the end."""
     if size <= tile:
         return [0]
-    starts = list(range(0, size - tile, step)) + [size - tile]
-    return sorted(set(starts))
+    return [*range(0, size - tile, step), size - tile]
 
 
 def _gaussian_weight(tile: tuple[int, ...], sigma_scale: float = 0.125) -> np.ndarray:
@@ -31,9 +31,7 @@ def _gaussian_weight(tile: tuple[int, ...], sigma_scale: float = 0.125) -> np.nd
         c = (t - 1) / 2
         s = max(t * sigma_scale, 1e-3)
         grids.append(np.exp(-0.5 * ((np.arange(t) - c) / s) ** 2))
-    w = grids[0]
-    for g in grids[1:]:
-        w = np.multiply.outer(w, g)
+    w = functools.reduce(np.multiply.outer, grids)
     w = w / w.max()
     return np.maximum(w, 1e-3).astype(np.float32)
 
