@@ -94,14 +94,18 @@ def flop_count(model: nn.Module, example: torch.Tensor) -> int:
     return int(counter.get_total_flops())
 
 
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` under a temporary name, then rename: ``path`` never holds half a file."""
+def write_atomic(path: Path, data: str | bytes) -> Path:
+    """Write text or bytes (any buffer) under a temporary name, then rename: ``path`` never holds
+    half a file."""
     tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
+    if isinstance(data, str):
+        tmp.write_text(data)
+    else:
+        tmp.write_bytes(data)
     os.replace(tmp, path)
     return path
 
 
 def write_json(path: Path, data: dict) -> Path:
     """Write JSON atomically."""
-    return write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+    return write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")

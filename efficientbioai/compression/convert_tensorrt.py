@@ -17,9 +17,7 @@ both next to the engine (``model_<precision>.json``).
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +34,7 @@ from efficientbioai.engines.tensorrt_support import (
     require_tensorrt,
 )
 from efficientbioai.errors import BackendUnavailableError, ConfigError, ExportError
+from efficientbioai.manifest import write_atomic, write_json
 from efficientbioai.registry import QUANTIZERS
 
 log = logging.getLogger(__name__)
@@ -66,13 +65,6 @@ def use_strong_typing(trt, settings) -> bool:
     if settings.strongly_typed is not None:
         return settings.strongly_typed
     return not hasattr(trt.BuilderFlag, "INT8")
-
-
-def _atomic_write(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".partial_{path.name}")
-    tmp.write_bytes(data)  # data: bytes or TensorRT's IHostMemory (a buffer)
-    os.replace(tmp, path)
 
 
 def build_engine(
@@ -135,9 +127,11 @@ def build_engine(
             f"TensorRT could not build the {precision} engine from {onnx_path}: "
             + (" | ".join(logger.errors[-5:]) or "no reason given (raise the TensorRT log level)")
         )
-    _atomic_write(engine_path, serialized)
+    engine_path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(engine_path, serialized)  # TensorRT's IHostMemory is a buffer
     if timing_cache is not None:
-        _atomic_write(timing_cache, config.get_timing_cache().serialize())
+        timing_cache.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(timing_cache, config.get_timing_cache().serialize())
     info = {
         "tensorrt": trt.__version__,
         "device": device_name,
@@ -149,7 +143,7 @@ def build_engine(
         "profile": {name: [list(s) for s in mm] for name, mm in shapes.items()},
         **(extra_info or {}),
     }
-    engine_path.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    write_json(engine_path.with_suffix(".json"), info)
     return engine_path
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from efficientbioai.budget import BudgetTerm
 from efficientbioai.evaluation.report import REFERENCE, budget_lines, describe_machine, notes, summary_rows
-from efficientbioai.manifest import write_text_atomic
+from efficientbioai.manifest import write_atomic
 
 #: Side of the crop shown per variant (pixels of the preview image).
 CROP = 256
@@ -171,4 +171,4 @@ def write_html_report(report: dict, folder: Path, previews: dict[str, np.ndarray
         f"<p>{html.escape(describe_machine(machine)) if machine else 'not recorded'}</p>"
         f"<p class='notes'>{html.escape(versions)}</p>{_COUNT}</body></html>"
     )
-    return write_text_atomic(folder / "report.html", page)
+    return write_atomic(folder / "report.html", page)

@@ -9,7 +9,7 @@ import io
 from pathlib import Path
 
 from efficientbioai.evaluation.roofline import achieved
-from efficientbioai.manifest import ISA_FEATURES, write_json, write_text_atomic
+from efficientbioai.manifest import ISA_FEATURES, write_atomic, write_json
 
 REFERENCE = "torch:fp32"
 
@@ -186,7 +186,7 @@ def to_markdown(report: dict) -> str:
 
 def write_report(report: dict, folder: Path) -> tuple[Path, Path]:
     """Write ``report.json`` and ``report.md`` into ``folder`` (atomically)."""
-    return write_json(folder / "report.json", report), write_text_atomic(folder / "report.md", to_markdown(report))
+    return write_json(folder / "report.json", report), write_atomic(folder / "report.md", to_markdown(report))
 
 
 class Report(dict):

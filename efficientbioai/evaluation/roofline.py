@@ -101,7 +101,8 @@ def ceilings(refresh: bool = False, **kwargs) -> dict:
     A ceiling is a peak: a busier machine measures lower, never higher. So a refresh keeps, per
     precision, the higher of the cached and the new value, and a low first measurement on a
     shared machine is raised by the next one instead of being replaced by chance."""
-    cached = cached_ceilings()
+    path = cache_file()
+    cached = cached_ceilings(path)
     if cached and not refresh:
         return cached
     log.info("measuring this CPU's convolution ceilings (OpenVINO fp32/bf16/int8; about a minute)")
@@ -111,14 +112,14 @@ def ceilings(refresh: bool = False, **kwargs) -> dict:
         result["ceilings_gflops"] = {p: max(v, old.get(p, 0.0)) for p, v in result["ceilings_gflops"].items()}
         result["measurements"] = cached.get("measurements", 1) + 1
         result["method"] += f"; each ceiling the highest of {result['measurements']} measurements (per_width: the last)"
-    cache_file().parent.mkdir(parents=True, exist_ok=True)
-    write_json(cache_file(), result)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, result)
     return result
 
 
-def cached_ceilings() -> dict | None:
+def cached_ceilings(path: Path | None = None) -> dict | None:
     """The ceilings if this machine has measured them (``efficientbioai machine``); never measures."""
-    path = cache_file()
+    path = path or cache_file()
     return json.loads(path.read_text()) if path.is_file() else None
 
 

@@ -27,7 +27,7 @@ from efficientbioai.errors import ConfigError, InputError, last_line
 from efficientbioai.evaluation.accuracy_budget import budget_terms, describe_budget
 from efficientbioai.evaluation.measure import mean_scores, round_robin_latency
 from efficientbioai.evaluation.report import REFERENCE
-from efficientbioai.manifest import machine, write_json, write_text_atomic
+from efficientbioai.manifest import machine, write_atomic, write_json
 from efficientbioai.parsers.base import BaseParser, Sample, create_parser
 from efficientbioai.registry import TASKS
 from efficientbioai.tasks.base import Task
@@ -224,4 +224,4 @@ def set_deployed(deploy_yaml: Path, variant: str, unusable: tuple[str, ...] = ()
     name, precision, _ = split_variant(variant)
     data["engine"]["name"], data["engine"]["precision"] = name, precision
     data["report"]["compare"] = [v for v in data["report"]["compare"] if v not in unusable]
-    write_text_atomic(deploy_yaml, header + yaml.safe_dump(data, sort_keys=False))
+    write_atomic(deploy_yaml, header + yaml.safe_dump(data, sort_keys=False))

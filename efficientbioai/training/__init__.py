@@ -35,3 +35,8 @@ def start_training(
         )
     source = str(config) if not isinstance(config, Config) else "<config>.yaml"
     return Start(cfg, source, parser, training_output(cfg.model.checkpoint, output))
+
+
+def train_command(source: str, output: Path, resume: bool = False) -> str:
+    """The ``efficientbioai train`` command that reproduces a run, for its record."""
+    return f"efficientbioai train --config {source}" + (" --resume" if resume else "") + f" --output {output}"

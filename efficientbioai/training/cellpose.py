@@ -23,7 +23,7 @@ from efficientbioai.config import Config
 from efficientbioai.errors import ConfigError
 from efficientbioai.manifest import write_json
 from efficientbioai.registry import register_trainer
-from efficientbioai.training import start_training
+from efficientbioai.training import start_training, train_command
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def train_cellpose(config: Config | str | Path, resume: bool = False, output: st
         shutil.copyfile(path, partial)
         os.replace(partial, out)
     record = {
-        "command": f"efficientbioai train --config {source} --output {out}",
+        "command": train_command(source, out),
         "train": settings.model_dump(mode="json"),
         "parameters": int(sum(p.numel() for p in net.parameters())),
         "diam_mean": float(net.diam_mean.item()),

@@ -33,7 +33,7 @@ from efficientbioai.parsers.checkpoint import load_state_dict, save_checkpoint
 from efficientbioai.registry import register_trainer
 from efficientbioai.smlm.settings import TrainSection
 from efficientbioai.terminal import bar as progress_bar
-from efficientbioai.training import start_training
+from efficientbioai.training import start_training, train_command
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def train_deepstorm(config: Config | str | Path, resume: bool = False, output: s
         model.norm_mean.fill_(mean)
         model.norm_std.fill_(std)
     head = {
-        "command": f"efficientbioai train --config {source}" + (" --resume" if resume else "") + f" --output {out}",
+        "command": train_command(source, out, resume),
         "model": {"variant": model.variant, "width": model.width, "upsample": model.upsample},
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "train": settings.model_dump(),

@@ -25,7 +25,7 @@ from efficientbioai.smlm.postprocess import SpatialIntegration
 from efficientbioai.smlm.settings import TrainSection
 from efficientbioai.smlm.simulated_training import SEEDS, simulate_batch, validate
 from efficientbioai.terminal import bar as progress_bar
-from efficientbioai.training import start_training
+from efficientbioai.training import start_training, train_command
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def train_dilatedloc(config: Config | str | Path, resume: bool = False, output: 
     resumed = {"resumed_from": json.loads(earlier.read_text())} if resume and earlier.is_file() else {}
     record = out.with_suffix(".json")
     head = {
-        "command": f"efficientbioai train --config {source}" + (" --resume" if resume else "") + f" --output {out}",
+        "command": train_command(source, out, resume),
         "train": settings.model_dump(),
         "parameters": int(sum(p.numel() for p in model.parameters())),
     }
