@@ -22,40 +22,27 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
-
-#: Per-pixel weights of the output term from the teacher's output: ``(N, C, ...)`` or broadcastable.
-OutputWeights = Callable[[torch.Tensor], torch.Tensor]
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
-def _scaled_mse(student: torch.Tensor, teacher: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+def _scaled_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """Mean over channels of each channel's squared error over its variance in the teacher, so
     maps in different units (DilatedLoc's probability, offsets, z in nm, photons) weigh alike;
-    nearly constant channels are scaled by a thousandth of the largest variance instead. With
-    ``weight`` (per pixel) the error and the variance are weighted means over the pixels."""
+    nearly constant channels are scaled by a thousandth of the largest variance instead."""
     dims = [d for d in range(teacher.dim()) if d != 1]
-    w = torch.ones_like(teacher) if weight is None else weight.expand_as(teacher)
-    total = w.sum(dim=dims, keepdim=True).clamp_min(1e-12)
-    mean = (w * teacher).sum(dim=dims, keepdim=True) / total
-    var = ((w * (teacher - mean) ** 2).sum(dim=dims, keepdim=True) / total).flatten()
-    err = ((w * (student - teacher) ** 2).sum(dim=dims, keepdim=True) / total).flatten()
+    var = teacher.var(dim=dims)
     var = torch.maximum(var, 1e-3 * var.max()) + 1e-12
-    return torch.mean(err / var)
+    return torch.mean(torch.mean((student - teacher) ** 2, dim=dims) / var)
 
 
 class Distiller(nn.Module):
     """Hooks on ``features`` evenly spaced convolutions present in both models (by name, the head
     excluded); :meth:`loss` is ``outputs`` × output term + ``features`` × feature term for the
     student's output ``y`` on ``x`` (call it right after the student's forward pass on ``x``).
-    ``parameters()`` are the adapters': train them with the student. ``output_weights`` maps the
-    teacher's output to per-pixel weights of the output term: a localizer's regression maps
-    (offsets, z, photons) mean something only where the teacher sees an emitter, so weighting them
-    by its detection probability keeps the term from being spent on background pixels."""
+    ``parameters()`` are the adapters': train them with the student."""
 
     def __init__(
         self,
@@ -65,11 +52,10 @@ class Distiller(nn.Module):
         outputs: float = 1.0,
         features: float = 1.0,
         layers: int = 4,
-        output_weights: OutputWeights | None = None,
     ) -> None:
         super().__init__()
         self.teacher = [teacher.eval()]  # a list: not a submodule, so not trained or saved
-        self.outputs, self.features, self.output_weights = outputs, features, output_weights
+        self.outputs, self.features = outputs, features
         ours = dict(student.named_modules())
         convs = [n for n, m in teacher.named_modules() if isinstance(m, _CONVS) and isinstance(ours.get(n), _CONVS)]
         body = convs[:-1]  # the last convolution is the head: the output term covers it
@@ -105,8 +91,7 @@ class Distiller(nn.Module):
         """The distillation terms for the student's output ``y`` on ``x``."""
         with torch.no_grad():
             target = self.teacher[0](x)
-        weight = self.output_weights(target) if self.output_weights is not None else None
-        total = self.outputs * _scaled_mse(y, target, weight) if self.outputs > 0 else y.new_zeros(())
+        total = self.outputs * _scaled_mse(y, target) if self.outputs > 0 else y.new_zeros(())
         if self.layers:
             terms = [
                 _scaled_mse(self.adapters[n.replace(".", "_")](self._seen["student"][n]), self._seen["teacher"][n])

@@ -84,13 +84,3 @@ def dilatedloc_loss(
     bce = F.binary_cross_entropy(p.clamp(1e-6, 1 - 1e-6), target, weight=weights, reduction="none").flatten(1).sum(1)
     total = (count + gmm + bce_weight * bce).mean()
     return total, {name: float(part.mean().detach()) for name, part in (("count", count), ("gmm", gmm), ("bce", bce))}
-
-
-def distillation_weights(teacher_out: torch.Tensor) -> torch.Tensor:
-    """Per-pixel weights of the output distillation term for a DilatedLoc student: 1 for the
-    probability map everywhere, the teacher's probability for the regression maps (offsets, z,
-    photons, their σ), which mean something only where an emitter is. Unweighted, their term
-    averages over every pixel, and at the training densities (2–20 emitters in a 64×64 tile)
-    more than 98 % of those are background."""
-    p = teacher_out[:, :1].detach()
-    return torch.cat([torch.ones_like(p), p.expand(-1, teacher_out.shape[1] - 1, *p.shape[2:])], 1)

@@ -14,7 +14,7 @@ import torch
 
 from efficientbioai.models.distillation import Distiller
 from efficientbioai.smlm.localization_metrics import score_localizations
-from efficientbioai.smlm.loss import dilatedloc_loss, distillation_weights
+from efficientbioai.smlm.loss import dilatedloc_loss
 from efficientbioai.smlm.postprocess import SpatialIntegration, dense_to_table
 from efficientbioai.smlm.settings import SimulationSection
 from efficientbioai.terminal import bar as progress_bar
@@ -156,8 +156,7 @@ def fine_tune_dilatedloc(
     distiller = None
     if teacher is not None:
         example = torch.from_numpy(simulate_batch(sim, 1, SEEDS["train"] + 4_999_999, frames=frames)[0])
-        weights = settings.distill_outputs, settings.distill_features
-        distiller = Distiller(model, teacher, example, *weights, output_weights=distillation_weights)
+        distiller = Distiller(model, teacher, example, settings.distill_outputs, settings.distill_features)
     extra = list(distiller.parameters()) if distiller is not None else []
     opt = torch.optim.NAdam([*model.parameters(), *extra], lr=settings.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)  # recovery first, then annealing
