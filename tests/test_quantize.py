@@ -65,6 +65,27 @@ def test_ort_int8_is_qdq_u8_s8_per_channel_and_close_to_fp32(tmp_path, fp32, cal
     assert pearson(q, ref) > 0.99
 
 
+def _max_weight_code(path):
+    """Largest |int8 code| among the quantized convolution weights of a QDQ model."""
+    inits = onnx.load(str(path)).graph.initializer
+    codes = [onnx.numpy_helper.to_array(i) for i in inits if i.data_type == onnx.TensorProto.INT8 and len(i.dims) > 1]
+    return max(int(np.abs(c.astype(np.int16)).max()) for c in codes)
+
+
+def test_reduce_range_keeps_weights_in_7_bits(tmp_path, fp32, calib):
+    """Without VNNI, ORT's u8 x s8 kernels add product pairs in a saturating int16: 7-bit weights
+    (|code| <= 64) cannot overflow it; 8-bit ones use the whole range (127). TensorRT keeps 8 bits."""
+    from efficientbioai.compression.quantize_trt import TensorRTQuantizer
+
+    for reduce, limit in ((True, 64), (False, 127)):
+        out = OnnxRuntimeQuantizer(OnnxRuntimeQuantSection(reduce_range=reduce), []).apply(
+            fp32, calib, tmp_path / str(reduce)
+        )
+        assert _max_weight_code(out) == limit
+    trt = TensorRTQuantizer(OnnxRuntimeQuantSection(reduce_range=True), [])
+    assert trt.settings.reduce_range is False
+
+
 @pytest.mark.parametrize("method", ["percentile", "entropy"])
 def test_calibration_methods_really_differ_from_minmax(tmp_path, fp32, calib, method):
     OnnxRuntimeQuantizer(OnnxRuntimeQuantSection(method="minmax"), []).apply(fp32, calib, tmp_path / "a")

@@ -14,7 +14,14 @@ from efficientbioai.engines.tensorrt_qdq import TRT_OP_TYPES
 from efficientbioai.registry import register_quantizer
 
 #: The ONNX Runtime quantizer settings TensorRT needs, whatever the config says for ORT.
-SYMMETRIC_S8 = {"activation_type": "int8", "weight_type": "int8", "symmetric_activations": True, "per_channel": True}
+#: TensorRT's int8 kernels accumulate in int32, so its weights keep all 8 bits (no ``reduce_range``).
+SYMMETRIC_S8 = {
+    "activation_type": "int8",
+    "weight_type": "int8",
+    "symmetric_activations": True,
+    "per_channel": True,
+    "reduce_range": False,
+}
 
 
 @register_quantizer("tensorrt")
