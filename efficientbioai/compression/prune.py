@@ -39,7 +39,8 @@ def _pruned_copy(
     """A copy of ``model`` pruned by ``settings`` (no fine-tuning), the protected names, the pruner's history."""
     pruned = copy.deepcopy(model).eval()
     protect, names = protected_modules(pruned, patterns)
-    history = PRUNERS.get(settings.library)(settings).prune(pruned, example, protect, parser.taylor_loss_fn())
+    loss_fn = parser.taylor_loss_fn() if settings.importance == "taylor" else None  # only Taylor needs data
+    history = PRUNERS.get(settings.library)(settings).prune(pruned, example, protect, loss_fn)
     return pruned, names, history
 
 

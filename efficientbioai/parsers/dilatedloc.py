@@ -21,7 +21,7 @@ from efficientbioai.parsers.training_crops import tuning_record
 from efficientbioai.registry import register_parser
 from efficientbioai.smlm.acquisition import camera_conversion
 from efficientbioai.smlm.postprocess import InGraphLocalizer, SpatialIntegration
-from efficientbioai.smlm.simulated_training import SEEDS, fine_tune_dilatedloc, simulate_batch
+from efficientbioai.smlm.simulated_training import SEEDS, fine_tune_dilatedloc, simulate_batch, taylor_loss
 
 _PARAMS = ("width", "frames", "z_scale", "photon_scale")
 
@@ -66,6 +66,12 @@ class DilatedLocParser(BaseParser):
         sim = self.simulation().model_copy(update={"frame_shape": list(self.config.inference.tile)})
         curve = fine_tune_dilatedloc(model, sim, settings, reference)
         return tuning_record("dilatedloc training (simulated frames)", settings, curve)
+
+    def taylor_loss_fn(self):
+        """``prune.importance: taylor`` ranks channels by the DilatedLoc loss's gradients on
+        simulated training tiles (the parser has no training files to draw from)."""
+        sim = self.simulation().model_copy(update={"frame_shape": list(self.config.inference.tile)})
+        return taylor_loss(sim, self.in_channels)
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         return np.asarray(image, dtype=np.float32)

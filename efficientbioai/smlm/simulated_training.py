@@ -141,6 +141,18 @@ def validate(
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in score.as_dict().items()}
 
 
+def taylor_loss(sim: SimulationSection, frames: int = 1, batch: int = 32):
+    """``loss(model)``: the DilatedLoc loss on one fixed batch of simulated training frames, for
+    Taylor channel importance (|weight x gradient|). The seeds lie before the fine-tuning range,
+    in the training split, so importance never sees validation or calibration frames."""
+    x, t, m = (torch.from_numpy(a) for a in simulate_batch(sim, batch, SEEDS["train"] + 4_999_000, frames=frames))
+
+    def loss(model: torch.nn.Module) -> torch.Tensor:
+        return dilatedloc_loss(model(x), t, m, float(model.z_scale), float(model.photon_scale))[0]
+
+    return loss
+
+
 def fine_tune_dilatedloc(
     model: torch.nn.Module, sim: SimulationSection, settings, teacher: torch.nn.Module | None = None
 ) -> list[dict]:

@@ -126,6 +126,32 @@ def test_taylor_uses_training_pairs():
     assert _params(pruned) < 0.4 * _params(model)
 
 
+def test_dilatedloc_taylor_importance_from_simulated_frames():
+    """DilatedLoc has no training files, so its Taylor loss comes from simulated training tiles;
+    the channels Taylor keeps are not L1's (a different criterion, not the same one renamed)."""
+    cfg = Config.model_validate(
+        {
+            "model": {"parser": "dilatedloc", "params": {"width": 16}},
+            "simulation": {"frame_shape": [32, 32]},
+            "inference": {"tile": [32, 32]},
+        }
+    )
+    parser = PARSERS.get("dilatedloc")(cfg)
+    model, loss = parser.build_model().eval(), parser.taylor_loss_fn()
+    assert torch.isfinite(loss(model))
+    kept = {}
+    for importance in ("l1", "taylor"):
+        pruned = copy.deepcopy(model)
+        protect, _ = protected_modules(pruned, parser.protected_layers(pruned))
+        PRUNERS.get("torch_pruning")(PruneSection(importance=importance, ratio=0.5)).prune(
+            pruned, parser.example_input(), protect, loss
+        )
+        kept[importance] = pruned.state_dict()
+    assert _params(pruned) < 0.6 * _params(model)
+    assert kept["l1"].keys() == kept["taylor"].keys()
+    assert any(not torch.equal(kept["l1"][k], kept["taylor"][k]) for k in kept["l1"] if k.endswith("weight"))
+
+
 @pytest.mark.parametrize("variant", ["original", "unet"])
 def test_deepstorm_prunes(variant):
     parser = _parser("deepstorm", {"variant": variant, "width": 16}, [16, 16])
