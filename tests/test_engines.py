@@ -137,3 +137,18 @@ def test_bf16_under_an_isa_cap_is_refused_in_words(deploy, monkeypatch):
     assert openvino_engine.OPVModule(cfg.artefact("openvino:int8"), "int8").actual_precision == "f32"
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx512_core_amx")
     openvino_engine._refuse_capped_bf16("int8-bf16")  # a cap that keeps bf16: no refusal
+
+
+def test_bf16_is_bf16_or_refused(deploy):
+    """A bf16 variant never runs quietly in f32 (the plugin's fallback without bf16 kernels):
+    either the plugin reports bf16, or the engine refuses in words, naming its f32 twin."""
+    from efficientbioai.engines.openvino_engine import OPVModule
+
+    cfg, _ = deploy
+    for precision, variant in (("bf16", "openvino:fp32"), ("int8-bf16", "openvino:int8")):
+        try:
+            engine = OPVModule(cfg.artefact(variant), precision)
+        except BackendUnavailableError as exc:
+            assert "needs bf16 kernels" in str(exc) and variant in str(exc) or "caps them away" in str(exc)
+        else:
+            assert engine.actual_precision == "bf16"

@@ -79,6 +79,14 @@ class OPVModule(BaseInfer):
         self.num_requests = num_requests
         precision_type = self.compiled.get_property(hints.inference_precision)
         self.actual_precision = getattr(precision_type, "to_string", precision_type.__str__)()
+        if _HINT[precision] == "bf16" and self.actual_precision != "bf16":
+            # Without bf16 kernels (AVX2, AVX-512 without BF16) the plugin quietly runs f32: the
+            # variant would be a renamed fp32 or int8 one, and a report would call it bf16.
+            twin = "openvino:int8" if precision == "int8-bf16" else "openvino:fp32"
+            raise BackendUnavailableError(
+                f"openvino:{precision} needs bf16 kernels and this CPU has none (OpenVINO would run it in "
+                f"{self.actual_precision}, the same as {twin}): leave this variant out"
+            )
         self.threads = threads or int(self.compiled.get_property(props.inference_num_threads))
         self.device = device
 
