@@ -148,7 +148,7 @@ class OnnxRuntimeQuantSection(Section):
     reduce_range: bool | Literal["auto"] = Field(
         "auto",
         description="7-bit weights: ONNX Runtime's x86 int8 kernels without VNNI (AVX2, AVX-512F) add pairs "
-        "of u8 x s8 products in int16, which saturates with 8-bit weights; auto: on where this CPU has no VNNI",
+        "of u8 x s8 products in int16, which saturates with 8-bit weights; auto: on for an x86 CPU without VNNI",
     )
     entropy_bins: int = Field(512, ge=256, description="histogram bins for entropy; more than the 128 quantized bins")
     max_accuracy_drop: float | None = Field(

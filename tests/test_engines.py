@@ -149,6 +149,6 @@ def test_bf16_is_bf16_or_refused(deploy):
         try:
             engine = OPVModule(cfg.artefact(variant), precision)
         except BackendUnavailableError as exc:
-            assert "needs bf16 kernels" in str(exc) and variant in str(exc) or "caps them away" in str(exc)
+            assert ("needs bf16 kernels" in str(exc) and variant in str(exc)) or "caps them away" in str(exc)
         else:
             assert engine.actual_precision == "bf16"

@@ -73,10 +73,6 @@ class OPVModule(BaseInfer):
             self.compiled = core.compile_model(core.read_model(str(path)), device, config)
         except Exception as exc:
             raise ArtefactError(f"{path}: OpenVINO cannot load it: {exc}") from None
-        self.input_rank = self.compiled.input(0).get_partial_shape().rank.get_length()
-        self.output_names = [o.get_any_name() for o in self.compiled.outputs]
-        self.request = self.compiled.create_infer_request()
-        self.num_requests = num_requests
         precision_type = self.compiled.get_property(hints.inference_precision)
         self.actual_precision = getattr(precision_type, "to_string", precision_type.__str__)()
         if _HINT[precision] == "bf16" and self.actual_precision != "bf16":
@@ -87,6 +83,10 @@ class OPVModule(BaseInfer):
                 f"openvino:{precision} needs bf16 kernels and this CPU has none (OpenVINO would run it in "
                 f"{self.actual_precision}, the same as {twin}): leave this variant out"
             )
+        self.input_rank = self.compiled.input(0).get_partial_shape().rank.get_length()
+        self.output_names = [o.get_any_name() for o in self.compiled.outputs]
+        self.request = self.compiled.create_infer_request()
+        self.num_requests = num_requests
         self.threads = threads or int(self.compiled.get_property(props.inference_num_threads))
         self.device = device
 
